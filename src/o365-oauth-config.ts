@@ -1,0 +1,116 @@
+// Node-RED adapter for the o365-oauth-config node: owns one TokenProvider and shares it
+// with the nodes that use it (the MQTT broker node's pattern: a registry of users whose
+// status follows the shared resource).
+import type { Node, NodeAPI, NodeDef } from "node-red";
+import type { ResourceKind } from "./core/oauth/cloud";
+import { diagnoseOAuth, invalidSettingsDiagnosis } from "./core/oauth/diagnosis";
+import { type OAuthConfigFields, type OAuthCredentialFields, validateOAuthSettings } from "./core/oauth/settings";
+import { TokenError } from "./core/oauth/token-errors";
+import { type AccessToken, TokenProvider, type TokenState } from "./core/oauth/token-provider";
+
+export interface OAuthConfigDef extends NodeDef, OAuthConfigFields {}
+
+/** A node that uses the config node; `onTokenState` lets it restore its own status after recovery. */
+export interface TokenUser extends Node {
+  onTokenState?: (kind: ResourceKind, state: TokenState) => void;
+}
+
+export interface O365OAuthConfigNode extends Node<OAuthCredentialFields> {
+  getToken(kind: ResourceKind, requiredRole?: string): Promise<AccessToken>;
+  renewAfterRejection(kind: ResourceKind, rejected: string, requiredRole?: string): Promise<AccessToken>;
+  register(user: TokenUser, kind: ResourceKind): void;
+  deregister(user: TokenUser): void;
+}
+
+/** Node-RED's placeholder for a password credential the user did not change in the editor. */
+const UNCHANGED_PASSWORD = "__PWRD__";
+
+module.exports = (RED: NodeAPI) => {
+  function O365OAuthConfig(this: O365OAuthConfigNode, def: OAuthConfigDef) {
+    RED.nodes.createNode(this, def);
+    const users = new Map<TokenUser, ResourceKind>();
+    const validation = validateOAuthSettings(def, this.credentials ?? {});
+    let provider: TokenProvider | undefined;
+    let configError: TokenError | undefined;
+    if (validation.ok) {
+      provider = new TokenProvider(validation.settings, {
+        log: (level, message) => (level === "error" ? this.error(message) : this.warn(message)),
+      });
+      provider.onStateChange((kind, state) => {
+        if (!state.ok) this.error(`Token for ${kind}: ${state.error.message}`);
+        for (const [user, userKind] of users) if (userKind === kind) showTokenState(user, kind, state);
+      });
+    } else {
+      configError = new TokenError({
+        code: "config",
+        summary: "configuration incomplete",
+        hint: validation.problems.join(" "),
+        transient: false,
+      });
+      this.error(`Invalid configuration: ${validation.problems.join(" ")}`);
+    }
+
+    this.getToken = (kind, requiredRole) =>
+      provider ? provider.getToken(kind, requiredRole) : Promise.reject(configError);
+    this.renewAfterRejection = (kind, rejected, requiredRole) =>
+      provider ? provider.renewAfterRejection(kind, rejected, requiredRole) : Promise.reject(configError);
+    this.register = (user, kind) => {
+      users.set(user, kind);
+      const state: TokenState | undefined = configError ? { ok: false, error: configError } : provider?.state(kind);
+      if (state && !state.ok) showTokenState(user, kind, state);
+    };
+    this.deregister = (user) => {
+      users.delete(user);
+    };
+    this.on("close", (done: () => void) => {
+      users.clear();
+      done();
+    });
+  }
+
+  function showTokenState(user: TokenUser, kind: ResourceKind, state: TokenState): void {
+    if (!state.ok) user.status({ fill: "red", shape: "ring", text: `token: ${state.error.statusText}` });
+    user.onTokenState?.(kind, state);
+  }
+
+  RED.nodes.registerType<O365OAuthConfigNode, OAuthConfigDef, object, OAuthCredentialFields>(
+    "o365-oauth-config",
+    O365OAuthConfig,
+    {
+      credentials: {
+        clientSecret: { type: "password" },
+        privateKey: { type: "password" },
+        certificate: { type: "text" },
+      },
+    },
+  );
+
+  // The editor's Test button. Secrets the user did not retype come from the stored
+  // credentials of the deployed node; none is ever sent back.
+  RED.httpAdmin.post(
+    "/o365-oauth-config/test",
+    RED.auth.needsPermission("o365-oauth-config.write"),
+    async (req, res) => {
+      try {
+        const body = (req.body ?? {}) as OAuthConfigFields & { id?: string; credentials?: OAuthCredentialFields };
+        const stored = (body.id ? RED.nodes.getCredentials(body.id) : undefined) as OAuthCredentialFields | undefined;
+        const given = body.credentials ?? {};
+        const pick = (k: keyof OAuthCredentialFields) =>
+          given[k] === undefined || given[k] === UNCHANGED_PASSWORD ? stored?.[k] : given[k];
+        const creds: OAuthCredentialFields = {
+          clientSecret: pick("clientSecret"),
+          privateKey: pick("privateKey"),
+          certificate: pick("certificate"),
+        };
+        const validation = validateOAuthSettings(body, creds);
+        const diagnosis = validation.ok
+          ? await diagnoseOAuth(validation.settings)
+          : invalidSettingsDiagnosis(validation.problems);
+        res.json(diagnosis);
+      } catch (err) {
+        RED.log.error(`o365-oauth-config test failed: ${String(err)}`);
+        res.status(500).json({ ok: false, checks: [], error: "The test could not run; see the Node-RED log." });
+      }
+    },
+  );
+};
