@@ -54,6 +54,7 @@ export async function startTestTenant(
   opts: {
     lifetimeSeconds?: number;
     outlookHost?: string;
+    port?: number;
     app?: Partial<AppRegistration>;
     extraApps?: AppRegistration[];
   } = {},
@@ -72,6 +73,7 @@ export async function startTestTenant(
   const entra = new EntraStandin({
     certs,
     tokenLifetimeSeconds: opts.lifetimeSeconds ?? 3599,
+    port: opts.port,
     resources: [`https://${outlookHost}`, `https://${GRAPH_HOST}`],
     tenants: [{ id: TENANT_ID, domains: [TENANT_DOMAIN], apps: [app, ...(opts.extraApps ?? [])] }],
   });

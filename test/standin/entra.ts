@@ -320,7 +320,8 @@ export class EntraStandin {
         const { alg } = decodeProtectedHeader(assertion);
         if (alg !== "RS256" && alg !== "PS256") throw new Error(`unsupported alg ${alg}`);
         const key = await importX509(app.certificatePem, alg);
-        const { payload } = await jwtVerify(assertion, key, { algorithms: [alg] });
+        // Entra ID tolerates 5 minutes of clock skew; MSAL rounds iat/nbf to the nearest second.
+        const { payload } = await jwtVerify(assertion, key, { algorithms: [alg], clockTolerance: 300 });
         if (payload.iss !== app.clientId || payload.sub !== app.clientId) {
           return { code: 700023, text: "Client assertion audience claim does not match Realm issuer." };
         }
@@ -329,7 +330,8 @@ export class EntraStandin {
           return { code: 700021, text: `Client assertion application identifier doesn't match 'client_id' parameter.` };
         }
         return undefined;
-      } catch {
+      } catch (err) {
+        if (process.env.STANDIN_DEBUG) console.error("client assertion refused:", err);
         const thumb = new X509Certificate(app.certificatePem).fingerprint256.replace(/:/g, "");
         return {
           code: 700027,

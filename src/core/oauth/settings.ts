@@ -51,12 +51,12 @@ export function validateOAuthSettings(fields: OAuthConfigFields, creds: OAuthCre
   const tenant = (fields.tenant ?? "").trim();
   const clientId = (fields.clientId ?? "").trim();
   if (!tenant) problems.push("Tenant is empty: enter the Directory (tenant) ID or a verified domain.");
-  else if (!GUID_PATTERN.test(tenant) && !DOMAIN_PATTERN.test(tenant)) {
+  else if (["common", "organizations", "consumers"].includes(tenant.toLowerCase())) {
+    problems.push(`Tenant "${tenant}" cannot be used for app-only access: enter your own tenant ID or domain.`);
+  } else if (!GUID_PATTERN.test(tenant) && !DOMAIN_PATTERN.test(tenant)) {
     problems.push(
       `Tenant "${tenant}" is neither a GUID nor a domain name: copy the Directory (tenant) ID from the app's Overview page.`,
     );
-  } else if (["common", "organizations", "consumers"].includes(tenant.toLowerCase())) {
-    problems.push(`Tenant "${tenant}" cannot be used for app-only access: enter your own tenant ID or domain.`);
   }
   if (!clientId) problems.push("Client ID is empty: enter the Application (client) ID.");
   else if (!GUID_PATTERN.test(clientId)) {

@@ -1,0 +1,125 @@
+// The config node in a real Node-RED process: credentials, the admin Test endpoint, secrets.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type NodeRedProcess, startNodeRed } from "../helpers/node-red-process";
+import { CLIENT_SECRET, startTestTenant, type TestTenant } from "../helpers/tenant";
+import { RUN_DIR } from "../standin/paths";
+
+const ADMIN = { username: "admin", password: "admin-password-1" };
+const CONFIG_ID = "cfg1";
+
+describe("o365-oauth-config in Node-RED", () => {
+  let tenant: TestTenant;
+  let red: NodeRedProcess;
+  const userDir = join(RUN_DIR, "nr-config-test");
+  const responses: string[] = [];
+
+  before(async () => {
+    tenant = await startTestTenant();
+    red = await startNodeRed({ userDir, adminAuth: ADMIN });
+    await red.deploy([
+      { id: "tab1", type: "tab", label: "Flow 1" },
+      {
+        id: CONFIG_ID,
+        type: "o365-oauth-config",
+        name: "Contoso",
+        ...tenant.fields,
+        credentials: { clientSecret: CLIENT_SECRET },
+      },
+    ]);
+  });
+  after(async () => {
+    await red?.stop();
+    await tenant?.stop();
+  });
+
+  async function api(method: string, path: string, body?: unknown, anonymous = false) {
+    const res = await red.api(method, path, body, { anonymous });
+    responses.push(JSON.stringify(res.body));
+    return res;
+  }
+
+  it("lists the node type and serves its icon from the pack", async () => {
+    const nodes = await api("GET", "/nodes");
+    assert.equal(nodes.status, 200);
+    const sets = nodes.body as { module: string; types: string[] }[];
+    const ours = sets.find((s) => s.module === "@alarm-gateway/node-red-o365");
+    assert.ok(ours, "module loaded");
+    assert.ok(ours.types.includes("o365-oauth-config"));
+    const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
+    assert.equal(icon.status, 200);
+    assert.match(await icon.text(), /<svg/);
+  });
+
+  it("keeps the secret out of the flow, the editor and the files on disk", async () => {
+    const flows = await api("GET", "/flows");
+    assert.equal(flows.status, 200);
+    const creds = await api("GET", `/credentials/o365-oauth-config/${CONFIG_ID}`);
+    assert.equal(creds.status, 200);
+    assert.equal(creds.body.has_clientSecret, true);
+    assert.equal(creds.body.clientSecret, undefined);
+    const onDisk = readFileSync(join(userDir, "flows.json"), "utf8");
+    assert.match(onDisk, /o365-oauth-config/);
+    assert.ok(!onDisk.includes(CLIENT_SECRET));
+    assert.ok(!readFileSync(join(userDir, "flows_cred.json"), "utf8").includes(CLIENT_SECRET), "credentials encrypted");
+  });
+
+  const fieldsOf = () => ({ id: CONFIG_ID, ...tenant.fields });
+
+  it("Test with the stored secret: token issued and each permission checked", async () => {
+    const res = await api("POST", "/o365-oauth-config/test", {
+      ...fieldsOf(),
+      credentials: { clientSecret: "__PWRD__" },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.ok, true);
+    const states = Object.fromEntries((res.body.checks as { id: string; state: string }[]).map((c) => [c.id, c.state]));
+    assert.deepEqual(states, {
+      "token-outlook": "pass",
+      "token-graph": "pass",
+      "role-imap": "pass",
+      "role-graphRead": "pass",
+      "role-graphSend": "pass",
+    });
+    assert.match(res.body.consentUrl, /\/adminconsent\?client_id=/);
+  });
+
+  it("Test with a retyped wrong secret says which value to paste", async () => {
+    const res = await api("POST", "/o365-oauth-config/test", {
+      ...fieldsOf(),
+      credentials: { clientSecret: "6d1f3a0e~wrong" },
+    });
+    assert.equal(res.body.ok, false);
+    const token = (res.body.checks as { id: string; state: string; detail: string; fix: string }[])[0];
+    assert.equal(token?.state, "fail");
+    assert.match(token?.detail ?? "", /AADSTS7000215/);
+    assert.match(token?.fix ?? "", /not its Secret ID/);
+  });
+
+  it("Test of incomplete settings names each problem without calling Entra ID", async () => {
+    const before = tenant.entra.tokenRequestCount;
+    const res = await api("POST", "/o365-oauth-config/test", {
+      tenant: "not a tenant",
+      clientId: "123",
+      credentials: {},
+    });
+    assert.equal(res.body.ok, false);
+    const details = (res.body.checks as { detail: string }[]).map((c) => c.detail).join("\n");
+    assert.match(details, /neither a GUID nor a domain/);
+    assert.match(details, /Client ID "123" is not a GUID/);
+    assert.match(details, /Client secret is empty/);
+    assert.equal(tenant.entra.tokenRequestCount, before);
+  });
+
+  it("refuses the Test endpoint without admin rights", async () => {
+    const res = await api("POST", "/o365-oauth-config/test", fieldsOf(), true);
+    assert.equal(res.status, 401);
+  });
+
+  it("never shows the secret in an admin response or the log", () => {
+    for (const body of responses) assert.ok(!body.includes(CLIENT_SECRET));
+    assert.ok(!red.log().includes(CLIENT_SECRET));
+  });
+});

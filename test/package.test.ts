@@ -1,0 +1,71 @@
+// What a user gets from npm: pack the module, install the tarball into a fresh Node-RED
+// user directory, start Node-RED and see the nodes and their icon load.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { type NodeRedProcess, startNodeRed } from "./helpers/node-red-process";
+import { REPO_ROOT, RUN_DIR } from "./standin/paths";
+
+describe("npm pack → install into a fresh Node-RED user dir", () => {
+  const packDir = join(RUN_DIR, "pack");
+  const userDir = join(RUN_DIR, "nr-packaged");
+  let red: NodeRedProcess | undefined;
+  after(() => red?.stop());
+
+  it("ships exactly the runtime, editor, locales, icons and examples", () => {
+    rmSync(packDir, { recursive: true, force: true });
+    mkdirSync(packDir, { recursive: true });
+    const out = execFileSync("npm", ["pack", "--json", "--pack-destination", packDir], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+    });
+    const [info] = JSON.parse(out) as { filename: string; files: { path: string }[] }[];
+    assert.ok(info);
+    const files = info.files.map((f) => f.path).sort();
+    for (const required of [
+      "package.json",
+      "README.md",
+      "nodes/o365-oauth-config.js",
+      "nodes/o365-oauth-config.html",
+      "nodes/locales/en-US/o365-oauth-config.json",
+      "nodes/locales/en-US/o365-oauth-config.html",
+      "nodes/icons/o365-mail.svg",
+      "nodes/core/oauth/token-provider.js",
+    ]) {
+      assert.ok(files.includes(required), `${required} is shipped`);
+    }
+    const unwanted = files.filter((f) => /^(src|test|bench|scripts|\.ci|\.run)\//.test(f) || f.endsWith(".ts"));
+    assert.deepEqual(unwanted, []);
+    writeFileSync(join(packDir, "tarball"), join(packDir, info.filename));
+  });
+
+  it("installs with npm and loads in Node-RED 4", async () => {
+    const tarball = join(
+      packDir,
+      execFileSync("ls", [packDir], { encoding: "utf8" })
+        .split("\n")
+        .find((f) => f.endsWith(".tgz")) ?? "",
+    );
+    rmSync(userDir, { recursive: true, force: true });
+    mkdirSync(userDir, { recursive: true });
+    writeFileSync(join(userDir, "package.json"), JSON.stringify({ name: "node-red-project", private: true }));
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--omit=dev", tarball], { cwd: userDir, stdio: "pipe" });
+    red = await startNodeRed({ userDir, linkPack: false, keepUserDir: true, verbose: true, env: { NODE_PATH: "" } });
+    const nodes = await red.api("GET", "/nodes");
+    const ours = (nodes.body as { module: string; version: string; types: string[]; err?: string }[]).find(
+      (s) => s.module === "@alarm-gateway/node-red-o365",
+    );
+    assert.ok(ours, "module listed");
+    assert.equal(ours.err, undefined);
+    assert.ok(ours.types.includes("o365-oauth-config"));
+    const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
+    assert.equal(icon.status, 200);
+    const line = red
+      .log()
+      .split("\n")
+      .find((l) => /node-red-o365/.test(l));
+    console.log(`# ${ours.module}@${ours.version} types=${ours.types.join(",")}${line ? ` log: ${line.trim()}` : ""}`);
+  });
+});
