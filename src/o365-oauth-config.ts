@@ -20,6 +20,8 @@ export interface O365OAuthConfigNode extends Node<OAuthCredentialFields> {
   renewAfterRejection(kind: ResourceKind, rejected: string, requiredRole?: string): Promise<AccessToken>;
   register(user: TokenUser, kind: ResourceKind): void;
   deregister(user: TokenUser): void;
+  /** Exchange Online host (host or host:port): IMAP server and resource of IMAP tokens. */
+  outlookHost(): string;
 }
 
 /** Node-RED's placeholder for a password credential the user did not change in the editor. */
@@ -59,6 +61,7 @@ module.exports = (RED: NodeAPI) => {
       const state: TokenState | undefined = configError ? { ok: false, error: configError } : provider?.state(kind);
       if (state && !state.ok) showTokenState(user, kind, state);
     };
+    this.outlookHost = () => (validation.ok ? validation.settings.cloud.outlookHost : "");
     this.deregister = (user) => {
       users.delete(user);
     };

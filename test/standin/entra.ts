@@ -33,7 +33,9 @@ export type InjectedFailure =
   | { kind: "server-error" } // HTTP 500 with an AADSTS-shaped body
   | { kind: "timeout" } // accept the request and never answer
   | { kind: "conditional-access" } // AADSTS53003
-  | { kind: "throttled"; retryAfterSeconds: number }; // HTTP 429 with Retry-After
+  | { kind: "throttled"; retryAfterSeconds: number } // HTTP 429 with Retry-After
+  | { kind: "expired-token" } // a token whose exp has passed (a skewed clock), expires_in as usual
+  | { kind: "foreign-key" }; // a token signed with a key the resource server does not trust (forged)
 
 export interface EntraStandinOptions {
   certs: TestCertificates;
@@ -114,6 +116,14 @@ export class EntraStandin {
     return new SignJWT({ ver: "1.0", iat: now, nbf: now - 5, exp: now + lifetimeSeconds, ...claims })
       .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: this.kid })
       .sign(this.privateKey);
+  }
+
+  private async mintForged(claims: Record<string, unknown>): Promise<string> {
+    const { privateKey } = await generateKeyPair("RS256");
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ ver: "1.0", iat: now, nbf: now - 5, exp: now + this.tokenLifetimeSeconds, ...claims })
+      .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: this.kid })
+      .sign(privateKey);
   }
 
   private findTenant(segment: string): TenantRegistration | undefined {
@@ -292,7 +302,15 @@ export class EntraStandin {
       uti: randomUUID().replace(/-/g, ""),
     };
     if (roles && roles.length > 0) claims.roles = roles;
-    const accessToken = await this.mintToken(claims);
+    const accessToken =
+      failure?.kind === "expired-token"
+        ? await this.mintToken(
+            { ...claims, iat: Math.floor(Date.now() / 1000) - 7200, nbf: Math.floor(Date.now() / 1000) - 7200 },
+            -3600,
+          )
+        : failure?.kind === "foreign-key"
+          ? await this.mintForged(claims)
+          : await this.mintToken(claims);
     answer(200);
     sendJson(res, 200, {
       token_type: "Bearer",

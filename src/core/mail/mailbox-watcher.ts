@@ -1,0 +1,460 @@
+// Watches one IMAP folder and hands each email out exactly once while it is in flight.
+// An email is marked processed (seen / moved / deleted) only after it was settled, and the
+// settlement is on disk before the server is touched: a crash at any point either offers
+// the email again or finishes the recorded action; it never loses it.
+
+import type { Readable } from "node:stream";
+import type { ImapFlow } from "imapflow";
+import { type BackoffPolicy, backoffDelay } from "./backoff";
+import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
+import { discardSpool, type ParsedEmail, parseEmail } from "./parse-email";
+import type { FolderProgress, ProgressStore, ServerAction, SettledEmail } from "./progress-store";
+
+export type TakeMode = "unseen" | "new";
+export type Outcome = "accepted" | "rejected" | "retry";
+
+/** Identity of an email as it travels through a flow; plain data so Node-RED can clone it. */
+export interface EmailRef {
+  uidValidity: string;
+  uid: number;
+  messageId: string | null;
+}
+
+export interface WatchedEmail {
+  ref: EmailRef;
+  email: ParsedEmail;
+  size: number;
+}
+
+export type WatcherState =
+  | { kind: "connecting" }
+  | { kind: "watching"; inFlight: number }
+  | { kind: "reconnecting"; inMs: number; reason: string }
+  | { kind: "error"; reason: string; inMs: number };
+
+export interface WatcherOptions {
+  endpoint: ImapEndpoint;
+  folder: string;
+  take: TakeMode;
+  onAccepted: ServerAction;
+  /** Folder for emails that could not become an alarm; null leaves them unread in place. */
+  reviewFolder: string | null;
+  redeliverAfterMs: number;
+  pollIntervalMs: number;
+  maxInFlight: number;
+  maxInMemoryAttachmentBytes: number;
+  spoolDir: string;
+  backoff: BackoffPolicy;
+  /** Upper bound for one round of commands; a silent connection is dropped after it. */
+  commandTimeoutMs: number;
+  tokens: TokenSource;
+  store: ProgressStore;
+  emit(email: WatchedEmail): void;
+  onState(state: WatcherState): void;
+  log(level: "info" | "warn" | "error", message: string): void;
+}
+
+interface InFlight {
+  ref: EmailRef;
+  emittedAt: number;
+  email: ParsedEmail;
+}
+
+const FETCH_BATCH = 200;
+
+export class MailboxWatcher {
+  private client: ImapFlow | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private readonly inFlight = new Map<number, InFlight>();
+  private uidValidity: string | null = null;
+  private checking: Promise<void> | undefined;
+  private checkAgain = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private redeliverTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly opts: WatcherOptions) {}
+
+  start(): void {
+    this.running ??= this.run();
+    const every = Math.max(1000, Math.min(this.opts.redeliverAfterMs / 4, 30_000));
+    this.redeliverTimer = setInterval(() => this.releaseOverdue(), every);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.redeliverTimer);
+    clearInterval(this.pollTimer);
+    this.wake?.();
+    const client = this.client;
+    if (client?.usable) await Promise.race([client.logout().catch(() => undefined), sleep(2000)]);
+    client?.close();
+    await this.running;
+    for (const f of this.inFlight.values()) await discardSpool(f.email);
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * The flow is done with an email. accepted: its alarm is safe downstream; rejected: it
+   * cannot become an alarm (review folder); retry: offer it again now.
+   */
+  async settle(ref: EmailRef, outcome: Outcome): Promise<boolean> {
+    const entry = this.inFlight.get(ref.uid);
+    if (!entry || ref.uidValidity !== this.uidValidity) {
+      this.opts.log("warn", `settle(${outcome}) for uid ${ref.uid} ignored: not in flight (already settled?)`);
+      return false;
+    }
+    if (outcome === "retry") {
+      this.inFlight.delete(ref.uid);
+      this.requestCheck();
+      return true;
+    }
+    const action: ServerAction =
+      outcome === "accepted"
+        ? this.opts.onAccepted
+        : this.opts.reviewFolder
+          ? { kind: "move", folder: this.opts.reviewFolder }
+          : { kind: "none" };
+    this.opts.store.update((p) => {
+      p.settled.push({ uid: ref.uid, messageId: ref.messageId, outcome, action, applied: action.kind === "none" });
+    });
+    await this.opts.store.save();
+    this.inFlight.delete(ref.uid);
+    await discardSpool(entry.email);
+    this.requestCheck();
+    return true;
+  }
+
+  private async run(): Promise<void> {
+    const { problem } = await this.opts.store.load();
+    if (problem) this.opts.log("error", problem);
+    let attempt = 0;
+    while (!this.stopped) {
+      this.opts.onState({ kind: "connecting" });
+      let reason: string;
+      let permanent = false;
+      try {
+        await this.session(() => {
+          attempt = 0;
+        });
+        reason = "connection closed";
+      } catch (err) {
+        reason = describe(err);
+        permanent = (err instanceof ImapLoginError && err.permanent) || isPermanentTokenError(err);
+      } finally {
+        this.cleanupSession();
+      }
+      if (this.stopped) break;
+      const inMs = backoffDelay(attempt++, this.opts.backoff);
+      this.opts.log(permanent ? "error" : "warn", `${reason}; reconnecting in ${Math.round(inMs / 1000)} s`);
+      this.opts.onState(permanent ? { kind: "error", reason, inMs } : { kind: "reconnecting", reason, inMs });
+      await this.pause(inMs);
+    }
+  }
+
+  private async session(connected: () => void): Promise<void> {
+    const client = await openImap(this.opts.endpoint, this.opts.tokens);
+    this.client = client;
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+    if (this.stopped) return;
+    const mailbox = await client.mailboxOpen(this.opts.folder);
+    await this.adoptUidValidity(client, String(mailbox.uidValidity), Number(mailbox.uidNext));
+    connected();
+    client.on("exists", () => this.requestCheck());
+    this.pollTimer = setInterval(() => this.requestCheck(), this.opts.pollIntervalMs);
+    this.requestCheck();
+    await closed;
+  }
+
+  private cleanupSession(): void {
+    clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    this.client?.close();
+    this.client = undefined;
+  }
+
+  /** Serialises checks: a request during a check runs one more check after it. */
+  private requestCheck(): void {
+    if (this.checking) {
+      this.checkAgain = true;
+      return;
+    }
+    this.checking = (async () => {
+      do {
+        this.checkAgain = false;
+        const client = this.client;
+        if (!client?.usable || this.stopped) break;
+        try {
+          await withTimeout(this.check(client), this.opts.commandTimeoutMs, "IMAP server stopped answering");
+        } catch (err) {
+          // A failed round leaves nothing half done: unemitted emails are offered on the next one.
+          this.opts.log("warn", `check failed: ${describe(err)}; closing the connection`);
+          client.close();
+          break;
+        }
+      } while (this.checkAgain);
+    })().finally(() => {
+      this.checking = undefined;
+    });
+  }
+
+  private async check(client: ImapFlow): Promise<void> {
+    await this.applySettledActions(client);
+    const progress = this.opts.store.current;
+    const uids = await this.searchCandidates(client, progress);
+    this.compact(progress, uids);
+    const settled = new Set(progress.settled.map((s) => s.uid));
+    const room = this.opts.maxInFlight - this.inFlight.size;
+    const fresh = uids.filter((u) => !settled.has(u) && !this.inFlight.has(u)).slice(0, Math.max(0, room));
+    for (let i = 0; i < fresh.length; i += FETCH_BATCH) {
+      await this.fetchAndEmit(client, fresh.slice(i, i + FETCH_BATCH));
+    }
+    this.opts.onState({ kind: "watching", inFlight: this.inFlight.size });
+  }
+
+  private async searchCandidates(client: ImapFlow, progress: FolderProgress): Promise<number[]> {
+    const found =
+      this.opts.take === "unseen"
+        ? await client.search({ seen: false }, { uid: true })
+        : await client.search({ uid: `${progress.watermark + 1}:*` }, { uid: true });
+    const uids = (found || []).filter((u) => u > progress.watermark);
+    return uids.sort((a, b) => a - b);
+  }
+
+  /** Forgets settled emails that no longer need remembering, so the progress file stays small. */
+  private compact(progress: FolderProgress, candidates: number[]): void {
+    const present = new Set(candidates);
+    const keep = (s: SettledEmail) => !s.applied || present.has(s.uid);
+    if (progress.settled.every(keep) && this.opts.take === "unseen") return;
+    this.opts.store.update((p) => {
+      p.settled = p.settled.filter(keep);
+      if (this.opts.take === "new") {
+        // Everything below the oldest email still to do is done: move the watermark up to it.
+        const open = candidates.filter((u) => !p.settled.some((s) => s.uid === u));
+        const floor = open.length > 0 ? Math.min(...open) - 1 : Math.max(p.watermark, ...candidates);
+        const busy = [...this.inFlight.keys()];
+        const limit = busy.length > 0 ? Math.min(floor, Math.min(...busy) - 1) : floor;
+        if (limit > p.watermark) {
+          p.watermark = limit;
+          p.settled = p.settled.filter((s) => s.uid > limit || !s.applied);
+        }
+      }
+    });
+  }
+
+  private async fetchAndEmit(client: ImapFlow, uids: number[]): Promise<void> {
+    const sizes = new Map<number, number>();
+    for await (const m of client.fetch(uids.join(","), { uid: true, size: true }, { uid: true })) {
+      sizes.set(m.uid, m.size ?? 0);
+    }
+    const limit = this.opts.maxInMemoryAttachmentBytes;
+    const small = uids.filter((u) => (sizes.get(u) ?? 0) <= limit && sizes.has(u));
+    const sources = new Map<number, Buffer>();
+    if (small.length > 0) {
+      for await (const m of client.fetch(small.join(","), { uid: true, source: true }, { uid: true })) {
+        if (m.source) sources.set(m.uid, m.source);
+      }
+    }
+    for (const uid of uids) {
+      if (!sizes.has(uid) || this.stopped) continue; // expunged meanwhile
+      let source: Buffer | Readable | undefined = sources.get(uid);
+      if (!source) {
+        const download = await client.download(String(uid), undefined, { uid: true });
+        if (!("content" in download) || !download.content) continue;
+        source = download.content;
+      }
+      await this.parseAndEmit(uid, source, sizes.get(uid) ?? 0);
+    }
+  }
+
+  private async parseAndEmit(uid: number, source: Buffer | Readable, size: number): Promise<void> {
+    const uidValidity = this.uidValidity ?? "";
+    let email: ParsedEmail;
+    try {
+      email = await parseEmail(source, {
+        maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes,
+        spoolDir: `${this.opts.spoolDir}/${uidValidity}-${uid}`,
+      });
+    } catch (err) {
+      // Unreadable MIME is still an email someone sent: hand it on empty, so it is rejected and reviewed.
+      this.opts.log("warn", `uid ${uid}: ${describe(err)}`);
+      email = emptyEmail(describe(err));
+    }
+    const ref: EmailRef = { uidValidity, uid, messageId: email.messageId };
+    this.inFlight.set(uid, { ref, emittedAt: Date.now(), email });
+    this.opts.emit({ ref, email, size });
+  }
+
+  /** Carries out recorded settlements on the server, and confirms them before forgetting. */
+  private async applySettledActions(client: ImapFlow): Promise<void> {
+    const pending = this.opts.store.current.settled.filter((s) => !s.applied);
+    if (pending.length === 0) return;
+    const groups = new Map<string, SettledEmail[]>();
+    for (const s of pending) {
+      const key = JSON.stringify(s.action);
+      groups.set(key, [...(groups.get(key) ?? []), s]);
+    }
+    for (const [key, group] of groups) {
+      const action = JSON.parse(key) as ServerAction;
+      const range = group.map((s) => s.uid).join(",");
+      if (action.kind === "seen") {
+        await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
+        const unread = new Set<number>();
+        for await (const m of client.fetch(range, { uid: true, flags: true }, { uid: true })) {
+          if (!m.flags?.has("\\Seen")) unread.add(m.uid);
+        }
+        // Read now, or gone (expunged by someone else): either way nothing is left to do.
+        this.markApplied(group.filter((s) => !unread.has(s.uid)));
+      } else {
+        if (action.kind === "move") await client.messageMove(range, action.folder, { uid: true });
+        else if (action.kind === "delete") await client.messageDelete(range, { uid: true });
+        // imapflow may report success for a refused command: believe only what is gone.
+        const left = new Set((await client.search({ uid: range }, { uid: true })) || []);
+        this.markApplied(group.filter((s) => !left.has(s.uid)));
+        if (left.size > 0)
+          this.opts.log("warn", `${action.kind} not confirmed for uids ${[...left].join(",")}; retrying later`);
+      }
+    }
+    await this.opts.store.save();
+  }
+
+  private markApplied(done: SettledEmail[]): void {
+    if (done.length === 0) return;
+    const uids = new Set(done.map((d) => d.uid));
+    this.opts.store.update((p) => {
+      for (const s of p.settled) if (uids.has(s.uid)) s.applied = true;
+    });
+  }
+
+  /**
+   * First start: remember UIDVALIDITY (and, for "new" mode, where watching began). Changed:
+   * UIDs mean nothing any more; match settled emails by Message-ID and, in "new" mode, treat
+   * read emails as processed. Said in the log, never silent.
+   */
+  private async adoptUidValidity(client: ImapFlow, uidValidity: string, uidNext: number): Promise<void> {
+    const progress = this.opts.store.current;
+    if (progress.uidValidity === uidValidity) {
+      this.uidValidity = uidValidity;
+      return;
+    }
+    if (progress.uidValidity === null) {
+      this.opts.store.update((p) => {
+        p.uidValidity = uidValidity;
+        p.watermark = this.opts.take === "new" ? uidNext - 1 : 0;
+      });
+      await this.opts.store.save();
+      this.uidValidity = uidValidity;
+      return;
+    }
+    const known = new Map(progress.settled.filter((s) => s.messageId).map((s) => [s.messageId, s]));
+    const remapped: SettledEmail[] = [];
+    let readOnes = 0;
+    for await (const m of client.fetch("1:*", { uid: true, flags: true, envelope: true }, { uid: true })) {
+      const id = stripBrackets(m.envelope?.messageId);
+      const before = id ? known.get(id) : undefined;
+      if (before) remapped.push({ ...before, uid: m.uid });
+      else if (this.opts.take === "new" && m.flags?.has("\\Seen")) {
+        readOnes++;
+        remapped.push({ uid: m.uid, messageId: id, outcome: "accepted", action: { kind: "none" }, applied: true });
+      }
+    }
+    this.opts.log(
+      "warn",
+      `UIDVALIDITY of ${this.opts.folder} changed from ${progress.uidValidity} to ${uidValidity}: ` +
+        `UIDs were renumbered; matched ${remapped.length - readOnes} settled emails by Message-ID` +
+        (this.opts.take === "new" ? ` and took ${readOnes} read emails as processed` : "") +
+        "; unread emails not matched will be offered again.",
+    );
+    this.inFlight.clear();
+    this.opts.store.update((p) => {
+      p.uidValidity = uidValidity;
+      p.watermark = 0;
+      p.settled = remapped;
+    });
+    await this.opts.store.save();
+    this.uidValidity = uidValidity;
+  }
+
+  /** Emails emitted but not settled in time are offered again, never dropped. */
+  private releaseOverdue(): void {
+    const now = Date.now();
+    let released = 0;
+    for (const [uid, f] of this.inFlight) {
+      if (now - f.emittedAt >= this.opts.redeliverAfterMs) {
+        this.inFlight.delete(uid);
+        released++;
+      }
+    }
+    if (released > 0) {
+      this.opts.log(
+        "warn",
+        `${released} email(s) not settled within ${this.opts.redeliverAfterMs / 1000} s: offering again`,
+      );
+      this.requestCheck();
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+function emptyEmail(problem: string): ParsedEmail {
+  return {
+    messageId: null,
+    from: [],
+    to: [],
+    cc: [],
+    date: null,
+    subject: "",
+    text: "",
+    html: null,
+    headers: {},
+    attachments: [],
+    problems: [problem],
+  };
+}
+
+function stripBrackets(id: string | undefined): string | null {
+  if (!id) return null;
+  return id.trim().replace(/^<|>$/g, "");
+}
+
+function isPermanentTokenError(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === false;
+}
+
+function describe(err: unknown): string {
+  if (typeof err === "object" && err !== null) {
+    const e = err as { statusText?: string; message?: string };
+    return e.statusText ?? e.message ?? String(err);
+  }
+  return String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,40 @@
+// How an email keeps its identity through a flow and is settled at the end of it:
+// `msg.emailRef` = { connector, uidValidity, uid, messageId } is plain data (survives
+// Node-RED's message cloning); whoever finishes with the email (line-driver, data-map, or
+// the flow sending the message back into the connector) settles it through the connector.
+import type { Node, NodeAPI } from "node-red";
+import type { EmailRef, Outcome } from "./core/mail/mailbox-watcher";
+
+export interface EmailRefInMsg extends EmailRef {
+  /** Node id of the email-connector that emitted the email. */
+  connector: string;
+}
+
+export interface EmailConnectorNode extends Node {
+  settle(ref: EmailRef, outcome: Outcome): Promise<boolean>;
+}
+
+const OUTCOMES: readonly Outcome[] = ["accepted", "rejected", "retry"];
+
+/** Reads `msg.emailRef` and `msg.settle` (default "accepted"); undefined when the message has no email identity. */
+export function settlementOf(msg: object): { ref: EmailRefInMsg; outcome: Outcome } | undefined {
+  const m = msg as { emailRef?: Partial<EmailRefInMsg>; settle?: unknown };
+  const ref = m.emailRef;
+  if (!ref || typeof ref.connector !== "string" || typeof ref.uid !== "number" || typeof ref.uidValidity !== "string") {
+    return undefined;
+  }
+  const outcome = OUTCOMES.includes(m.settle as Outcome) ? (m.settle as Outcome) : "accepted";
+  return {
+    ref: { connector: ref.connector, uid: ref.uid, uidValidity: ref.uidValidity, messageId: ref.messageId ?? null },
+    outcome,
+  };
+}
+
+/** For nodes downstream (data-map, line-driver): settle the email a message came from, if any. */
+export async function settleEmail(RED: NodeAPI, msg: object, outcome: Outcome): Promise<boolean> {
+  const settlement = settlementOf(msg);
+  if (!settlement) return false;
+  const connector = RED.nodes.getNode(settlement.ref.connector) as EmailConnectorNode | null;
+  if (!connector?.settle) return false;
+  return connector.settle(settlement.ref, outcome);
+}
