@@ -86,7 +86,10 @@ module.exports = (RED: NodeAPI) => {
         get: () => config.getToken("outlook", role).then((t) => t.token),
         renewAfterRejection: (rejected) => config.renewAfterRejection("outlook", rejected, role).then((t) => t.token),
       },
-      store: new ProgressStore(join(userDir, "alarm-gateway", `email-connector-${this.id}.json`)),
+      // Keyed by what is watched too: pointing the node at another folder starts afresh.
+      store: new ProgressStore(
+        join(userDir, "alarm-gateway", `email-connector-${this.id}-${shortHash(folderKey)}.json`),
+      ),
       emit: ({ ref, email }) => {
         const emailRef: EmailRefInMsg = { connector: this.id, ...ref };
         this.send({ topic: email.subject, payload: email.text, email: { uid: ref.uid, ...email }, emailRef } as never);
