@@ -1,9 +1,18 @@
 // The flow `npm start` deploys on first run, pointing at the local stand-ins.
+import { emailConnectorDef } from "../test/helpers/flows";
 import type { TestTenant } from "../test/helpers/tenant";
 
-export function demoFlow(tenant: TestTenant): object[] {
+export interface DemoEndpoints {
+  tenant: TestTenant;
+  mailbox: string;
+  /** The demo script's own page that drops a sample alarm email into the mailbox. */
+  sendAlarmUrl: string;
+}
+
+export function demoFlow({ tenant, mailbox, sendAlarmUrl }: DemoEndpoints): object[] {
+  const z = "demo-tab";
   return [
-    { id: "demo-tab", type: "tab", label: "Alarm gateway demo" },
+    { id: z, type: "tab", label: "Alarm gateway demo" },
     {
       id: "demo-o365",
       type: "o365-oauth-config",
@@ -14,12 +23,66 @@ export function demoFlow(tenant: TestTenant): object[] {
     {
       id: "demo-note",
       type: "comment",
-      z: "demo-tab",
-      name: "Open the o365-oauth-config node 'Contoso (stand-in)' (Configuration nodes) and press Test",
-      info: "The tenant, app and secret point at a local Entra ID stand-in started by `npm start`.",
-      x: 330,
-      y: 60,
+      z,
+      name: "Click the inject button: a sample alarm email lands in the stand-in mailbox and comes out of the connector",
+      info: "Entra ID, Exchange IMAP (Dovecot) are local stand-ins started by `npm start`.",
+      x: 420,
+      y: 40,
       wires: [],
+    },
+    {
+      id: "demo-inject",
+      type: "inject",
+      z,
+      name: "Drop a sample alarm email",
+      props: [{ p: "payload" }],
+      payload: "",
+      payloadType: "date",
+      x: 180,
+      y: 100,
+      wires: [["demo-send"]],
+    },
+    {
+      id: "demo-send",
+      type: "http request",
+      z,
+      name: "append to the stand-in mailbox",
+      method: "POST",
+      ret: "txt",
+      url: sendAlarmUrl,
+      x: 450,
+      y: 100,
+      wires: [[]],
+    },
+    {
+      id: "demo-connector",
+      z,
+      ...emailConnectorDef({ oauth: "demo-o365", mailbox }),
+      x: 190,
+      y: 180,
+      wires: [["demo-debug", "demo-ack"]],
+    },
+    {
+      id: "demo-debug",
+      type: "debug",
+      z,
+      name: "alarm email",
+      active: true,
+      complete: "true",
+      x: 450,
+      y: 160,
+      wires: [],
+    },
+    {
+      id: "demo-ack",
+      type: "function",
+      z,
+      name: "acknowledge (until a line-driver does)",
+      func: "// Sending the message back into the connector settles the email: it is marked read.\nreturn msg;",
+      outputs: 1,
+      x: 470,
+      y: 220,
+      wires: [["demo-connector"]],
     },
   ];
 }

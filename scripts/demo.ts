@@ -1,28 +1,69 @@
 // `npm start`: Node-RED with this pack and a demo flow, wired to local stand-ins of
-// Microsoft's side, so that nothing but this clone is needed. Dev-only: never shipped.
-import { existsSync } from "node:fs";
+// Microsoft's side (Entra ID token endpoint, Exchange IMAP as a private Dovecot), so that
+// nothing but this clone is needed. Dev-only: never shipped.
+import { existsSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
+import { alarmEmail } from "../test/helpers/mail-stack";
 import { startNodeRed } from "../test/helpers/node-red-process";
-import { startTestTenant } from "../test/helpers/tenant";
-import { REPO_ROOT } from "../test/standin/paths";
+import { MAILBOX, startTestTenant, TENANT_ID } from "../test/helpers/tenant";
+import { dovecotAvailable, startDovecot } from "../test/standin/dovecot";
+import { REPO_ROOT, RUN_DIR } from "../test/standin/paths";
 import { demoFlow } from "./demo-flow";
 
 const PORT = Number(process.env.PORT ?? 1880);
-const ENTRA_PORT = Number(process.env.ENTRA_PORT ?? 18443);
+const ENTRA_PORT = 18443;
+const IMAPS_PORT = 18993;
+const DEMO_PORT = 18080;
 
 async function main(): Promise<void> {
+  if (!dovecotAvailable()) {
+    console.error("The demo's mailbox stand-in is Debian's Dovecot: apt-get install -y dovecot-imapd (as root).");
+    process.exit(1);
+  }
   const userDir = join(REPO_ROOT, ".node-red");
-  const tenant = await startTestTenant({ port: ENTRA_PORT });
-  console.log(`Entra ID stand-in: https://${tenant.entra.host} (tenant ${tenant.fields.tenant})`);
+  const outlookHost = `127.0.0.1:${IMAPS_PORT}`;
+  const tenant = await startTestTenant({ port: ENTRA_PORT, outlookHost });
+  const dovecot = await startDovecot({
+    runDir: join(RUN_DIR, "demo-dovecot"),
+    certs: tenant.certs,
+    tenantId: TENANT_ID,
+    audience: `https://${outlookHost}`,
+    signingKeys: [{ kid: tenant.entra.kid, publicKeyPem: tenant.entra.publicKeyPem }],
+    mailboxes: [MAILBOX],
+    imapsPort: IMAPS_PORT,
+    extraFolders: ["Processed", "Review"],
+  });
+  // The stand-in mailbox starts empty each time: so does the connector's memory of it.
+  rmSync(join(userDir, "alarm-gateway"), { recursive: true, force: true });
+  let sent = 0;
+  const page = createServer((req, res) => {
+    if (req.method !== "POST") {
+      res.writeHead(405).end();
+      return;
+    }
+    sent++;
+    dovecot
+      .append(MAILBOX, alarmEmail(`Alarm ${sent}`, `123588\r\nBA\r\n${sent}\r\n1\r\n`))
+      .then((uid) => res.end(`appended as uid ${uid}`))
+      .catch((err: unknown) => res.writeHead(500).end(String(err)));
+  });
+  await new Promise<void>((resolve) => page.listen(DEMO_PORT, "127.0.0.1", resolve));
+
   const firstRun = !existsSync(join(userDir, "flows.json"));
   const red = await startNodeRed({ userDir, port: PORT, keepUserDir: true });
-  if (firstRun) await red.deploy(demoFlow(tenant));
+  if (firstRun) {
+    await red.deploy(demoFlow({ tenant, mailbox: MAILBOX, sendAlarmUrl: `http://127.0.0.1:${DEMO_PORT}/send-alarm` }));
+  }
+  console.log(`Entra ID stand-in https://${tenant.entra.host}, IMAP stand-in ${outlookHost} (${MAILBOX})`);
   console.log(`Node-RED with @alarm-gateway/node-red-o365: ${red.url}`);
-  console.log("Open the 'Contoso (stand-in)' configuration node and press Test. Ctrl-C stops everything.");
+  console.log("Click 'Drop a sample alarm email' and watch the debug sidebar. Ctrl-C stops everything.");
   red.child.stdout?.pipe(process.stdout);
   red.child.stderr?.pipe(process.stderr);
   const stop = async () => {
     await red.stop();
+    page.close();
+    await dovecot.stop();
     await tenant.stop();
     process.exit(0);
   };

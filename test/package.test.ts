@@ -33,6 +33,10 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "nodes/locales/en-US/o365-oauth-config.html",
       "nodes/icons/o365-mail.svg",
       "nodes/core/oauth/token-provider.js",
+      "nodes/email-connector.js",
+      "nodes/email-connector.html",
+      "nodes/locales/en-US/email-connector.html",
+      "examples/01 - Watch an alarm mailbox.json",
     ]) {
       assert.ok(files.includes(required), `${required} is shipped`);
     }
@@ -60,6 +64,7 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
     assert.ok(ours, "module listed");
     assert.equal(ours.err, undefined);
     assert.ok(ours.types.includes("o365-oauth-config"));
+    assert.ok(ours.types.includes("email-connector"));
     const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
     assert.equal(icon.status, 200);
     const line = red

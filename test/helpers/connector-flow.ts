@@ -4,8 +4,9 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import helper from "node-red-node-test-helper";
 import { RUN_DIR } from "../standin/paths";
+import { emailConnectorDef } from "./flows";
 import type { MailStack } from "./mail-stack";
-import { CLIENT_SECRET, MAILBOX } from "./tenant";
+import { CLIENT_SECRET } from "./tenant";
 
 const configNode = require("../../nodes/o365-oauth-config.js");
 const connectorNode = require("../../nodes/email-connector.js");
@@ -45,21 +46,7 @@ export async function loadConnector(
   const id = opts.id ?? "conn";
   const flow = [
     { id: "cfg", type: "o365-oauth-config", ...stack.tenant.fields, ...opts.configFields },
-    {
-      id,
-      type: "email-connector",
-      oauth: "cfg",
-      mailbox: MAILBOX,
-      folder: "INBOX",
-      take: "unseen",
-      onAccepted: "seen",
-      reviewFolder: "",
-      redeliverAfter: 600,
-      pollInterval: 60,
-      maxInMemoryMB: 10,
-      ...props,
-      wires: [["out"]],
-    },
+    { id, ...emailConnectorDef({ oauth: "cfg", ...props }), wires: [["out"]] },
     { id: "out", type: "helper" },
   ];
   const sent: SentMessage[] = [];

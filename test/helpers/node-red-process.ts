@@ -1,7 +1,7 @@
 // Runs a real Node-RED as a child process with its own user directory, the way users run it,
 // and talks to it over its admin HTTP API. Used by tests, the demo and benches.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { CERT_DIR, REPO_ROOT } from "../standin/paths";
@@ -17,6 +17,10 @@ export interface NodeRedOptions {
   keepUserDir?: boolean;
   /** Node-RED's -v: lists each node module it loads. */
   verbose?: boolean;
+  /** Other node modules from this repo's node_modules to make available (e.g. node-red-node-email). */
+  linkModules?: string[];
+  /** Also write Node-RED's output to this file (for post-mortems of benches). */
+  logFile?: string;
 }
 
 export interface NodeRedProcess {
@@ -60,6 +64,12 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
     symlinkSync(REPO_ROOT, target, "dir");
     writeFileSync(join(opts.userDir, "package.json"), JSON.stringify({ name: "node-red-project", private: true }));
   }
+  for (const name of opts.linkModules ?? []) {
+    const target = join(opts.userDir, "node_modules", name);
+    mkdirSync(dirname(target), { recursive: true });
+    rmSync(target, { recursive: true, force: true });
+    symlinkSync(join(REPO_ROOT, "node_modules", name), target, "dir");
+  }
   const settings = {
     uiPort: port,
     uiHost: "127.0.0.1",
@@ -94,15 +104,18 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
   );
   let output = "";
   const waiters: (() => void)[] = [];
+  const logStream = opts.logFile ? createWriteStream(opts.logFile) : undefined;
   const onData = (d: Buffer) => {
     output += d.toString();
+    logStream?.write(d);
     for (const w of waiters.splice(0)) w();
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
   let exited = false;
-  child.on("exit", () => {
+  child.on("exit", (code, signal) => {
     exited = true;
+    logStream?.end(`\n[node-red exited: code ${code} signal ${signal}]\n`);
     for (const w of waiters.splice(0)) w();
   });
 

@@ -17,33 +17,39 @@ afterEach(() => helper.unload());
 describe("email-connector through a proxy that cuts connections", () => {
   let stack: MailStack;
   before(async () => {
-    stack = await startMailStack("proxy", { viaProxy: true });
+    stack = await startMailStack("proxy", { viaProxy: true, extraFolders: ["cut10", "cut1"] });
   });
   after(() => stack.stop());
 
-  it("reconnects after the connection is cut mid-FETCH and delivers the email once", async () => {
-    useUserDir("proxy-cut");
-    const c = await loadConnector(stack, {});
-    await c.waitForStatus(/watching/);
-    const attachment = Buffer.alloc(3 * 1024 * 1024, 7)
-      .toString("base64")
-      .replace(/.{76}/g, "$&\r\n");
-    const raw =
-      `From: cam@site.test\r\nTo: ${MAILBOX}\r\nSubject: big clip\r\nMessage-ID: <clip-1@site.test>\r\nMIME-Version: 1.0\r\n` +
-      `Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nMotion zone 2\r\n` +
-      `--b\r\nContent-Type: video/mp4; name=clip.mp4\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n--b--\r\n`;
-    const cut = stack.proxy?.cutAfter(1024 * 1024); // a megabyte into the FETCH of the 4 MB message
-    await stack.dovecot.append(MAILBOX, raw);
-    await cut;
-    const cutAt = Date.now();
-    await c.waitForStatus(/reconnecting/, 5000);
-    const [sent] = await c.waitForSent(1, 10_000);
-    assert.ok((sent?.at ?? 0) - cutAt < 5000, "delivered within 5 s of the cut");
-    assert.equal(sent?.msg.topic, "big clip");
-    assert.equal(sent?.msg.email.attachments[0].size, 3 * 1024 * 1024);
-    await sleep(500);
-    assert.equal(c.sent.length, 1, "once");
-  });
+  for (const [how, maxInMemoryMB] of [
+    ["fetched whole", 10],
+    ["streamed", 1],
+  ] as const) {
+    it(`reconnects after the connection is cut mid-FETCH (${how}) and delivers the email once`, async () => {
+      useUserDir(`proxy-cut-${maxInMemoryMB}`);
+      const c = await loadConnector(stack, { maxInMemoryMB, folder: `cut${maxInMemoryMB}` });
+      await c.waitForStatus(/watching/);
+      const attachment = Buffer.alloc(3 * 1024 * 1024, 7)
+        .toString("base64")
+        .replace(/.{76}/g, "$&\r\n");
+      const raw =
+        `From: cam@site.test\r\nTo: ${MAILBOX}\r\nSubject: big clip\r\nMessage-ID: <clip-${how}@site.test>\r\n` +
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n" +
+        `Motion zone 2\r\n--b\r\nContent-Type: video/mp4; name=clip.mp4\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n--b--\r\n`;
+      const cut = stack.proxy?.cutAfter(1024 * 1024); // a megabyte into the FETCH of the 4 MB message
+      await stack.dovecot.append(MAILBOX, raw, { folder: `cut${maxInMemoryMB}` });
+      await cut;
+      const cutAt = Date.now();
+      await c.waitForStatus(/reconnecting/, 5000);
+      const [sent] = await c.waitForSent(1, 10_000);
+      assert.ok((sent?.at ?? 0) - cutAt < 5000, "delivered within 5 s of the cut");
+      assert.equal(sent?.msg.topic, "big clip");
+      assert.equal(sent?.msg.payload.trim(), "Motion zone 2");
+      assert.equal(sent?.msg.email.attachments[0].size, 3 * 1024 * 1024);
+      await sleep(500);
+      assert.equal(c.sent.length, 1, "once");
+    });
+  }
 });
 
 describe("email-connector and tokens", () => {

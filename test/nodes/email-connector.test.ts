@@ -174,17 +174,21 @@ describe("email-connector against Dovecot", () => {
     assert.deepEqual(subjects(c), ["new but read", "new unread"]);
   });
 
-  it("reconnects after Dovecot restarts and takes what arrived meanwhile", async () => {
-    const c = await loadConnector(stack, { folder: nextFolder() });
+  it("reconnects after Dovecot restarts, takes what arrived meanwhile, and repeats nothing in flight", async () => {
+    const c = await loadConnector(stack, { folder: nextFolder(), pollInterval: 1 });
     await c.waitForStatus(/watching/);
+    await append("in flight at restart");
+    await c.waitForSent(1);
     await stack.dovecot.stop();
     await c.waitForStatus(/reconnecting in \d+ s/);
     await stack.dovecot.start();
     await append("while reconnecting");
-    const [sent] = await c.waitForSent(1, 15_000);
+    const [, sent] = await c.waitForSent(2, 15_000);
     assert.equal(sent?.msg.topic, "while reconnecting");
     await append("after reconnect");
-    await c.waitForSent(2, 5000);
+    await c.waitForSent(3, 5000);
+    await sleep(2200); // two safety checks
+    assert.deepEqual(subjects(c), ["in flight at restart", "while reconnecting", "after reconnect"]);
   });
 
   it("notices a renumbered folder (UIDVALIDITY) and neither repeats settled emails nor skips unsettled ones", async () => {
@@ -206,6 +210,17 @@ describe("email-connector against Dovecot", () => {
     assert.ok(!after.includes("settled before"), `settled email not repeated: ${after}`);
     assert.ok(after.includes("unsettled before"), "unsettled email offered again");
     assert.ok(c.sent.slice(2).every((s) => s.msg.emailRef.uidValidity !== a?.msg.emailRef.uidValidity));
+  });
+
+  it("names a folder that does not exist, in red, instead of retrying silently", async () => {
+    useUserDir("missing-folder");
+    const missing = await loadConnector(stack, { folder: "No Such Folder" });
+    const text = await missing.waitForStatus(/cannot open folder "No Such Folder"/);
+    assert.equal(missing.statuses.find((s) => s.text === text)?.fill, "red");
+    await helper.unload();
+    const badMove = await loadConnector(stack, { folder: nextFolder(), onAccepted: "move", moveFolder: "Nowhere" });
+    await badMove.waitForStatus(/folder "Nowhere" cannot be used/);
+    assert.equal(badMove.sent.length, 0, "nothing taken that could not be finished");
   });
 
   it("refuses a second connector on the same folder", async () => {

@@ -7,7 +7,7 @@ import type { Readable } from "node:stream";
 import type { ImapFlow } from "imapflow";
 import { type BackoffPolicy, backoffDelay } from "./backoff";
 import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
-import { discardSpool, type ParsedEmail, parseEmail } from "./parse-email";
+import { discardSpool, type ParsedEmail, parseEmail, UnreadableEmailError } from "./parse-email";
 import type { FolderProgress, ProgressStore, ServerAction, SettledEmail } from "./progress-store";
 
 export type TakeMode = "unseen" | "new";
@@ -61,6 +61,27 @@ interface InFlight {
 }
 
 const FETCH_BATCH = 200;
+const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
+
+/** Splits UIDs (in order) into runs whose small emails add up to at most FETCH_BATCH_BYTES. */
+function chunksBySize(uids: number[], sizes: Map<number, number>, inMemoryLimit: number): number[][] {
+  const chunks: number[][] = [];
+  let current: number[] = [];
+  let bytes = 0;
+  for (const uid of uids) {
+    const size = sizes.get(uid) ?? 0;
+    const counted = size <= inMemoryLimit ? size : 0;
+    if (current.length > 0 && bytes + counted > FETCH_BATCH_BYTES) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(uid);
+    bytes += counted;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
 
 export class MailboxWatcher {
   private client: ImapFlow | undefined;
@@ -119,11 +140,28 @@ export class MailboxWatcher {
         : this.opts.reviewFolder
           ? { kind: "move", folder: this.opts.reviewFolder }
           : { kind: "none" };
-    this.opts.store.update((p) => {
-      p.settled.push({ uid: ref.uid, messageId: ref.messageId, outcome, action, applied: action.kind === "none" });
-    });
-    await this.opts.store.save();
+    const record: SettledEmail = {
+      uid: ref.uid,
+      messageId: ref.messageId,
+      outcome,
+      action,
+      applied: action.kind === "none",
+    };
+    // Out of flight at once, so that a concurrent second settlement of the same email is ignored.
     this.inFlight.delete(ref.uid);
+    this.opts.store.update((p) => {
+      p.settled.push(record);
+    });
+    try {
+      await this.opts.store.save();
+    } catch (err) {
+      // Not durable, so not settled: the email stays in flight and the server is not touched.
+      this.opts.store.update((p) => {
+        p.settled = p.settled.filter((s) => s !== record);
+      });
+      this.inFlight.set(ref.uid, entry);
+      throw new Error(`settlement of uid ${ref.uid} not recorded: ${describe(err)}`);
+    }
     await discardSpool(entry.email);
     this.requestCheck();
     return true;
@@ -144,7 +182,8 @@ export class MailboxWatcher {
         reason = "connection closed";
       } catch (err) {
         reason = describe(err);
-        permanent = (err instanceof ImapLoginError && err.permanent) || isPermanentTokenError(err);
+        permanent =
+          (err instanceof ImapLoginError && err.permanent) || err instanceof ConfigurationError || isPermanentTokenError(err);
       } finally {
         this.cleanupSession();
       }
@@ -161,13 +200,27 @@ export class MailboxWatcher {
     this.client = client;
     const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
     if (this.stopped) return;
-    const mailbox = await client.mailboxOpen(this.opts.folder);
+    await this.checkTargetFolders(client);
+    const mailbox = await client.mailboxOpen(this.opts.folder).catch((err: unknown) => {
+      throw new ConfigurationError(`cannot open folder "${this.opts.folder}": ${serverText(err)}`);
+    });
     await this.adoptUidValidity(client, String(mailbox.uidValidity), Number(mailbox.uidNext));
     connected();
     client.on("exists", () => this.requestCheck());
     this.pollTimer = setInterval(() => this.requestCheck(), this.opts.pollIntervalMs);
     this.requestCheck();
     await closed;
+  }
+
+  /** A missing move/review folder would leave settled emails pending forever: say so at once. */
+  private async checkTargetFolders(client: ImapFlow): Promise<void> {
+    const targets = [this.opts.onAccepted.kind === "move" ? this.opts.onAccepted.folder : null, this.opts.reviewFolder];
+    for (const folder of targets) {
+      if (!folder) continue;
+      await client.status(folder, { messages: true }).catch((err: unknown) => {
+        throw new ConfigurationError(`folder "${folder}" cannot be used: ${serverText(err)}`);
+      });
+    }
   }
 
   private cleanupSession(): void {
@@ -252,13 +305,25 @@ export class MailboxWatcher {
       sizes.set(m.uid, m.size ?? 0);
     }
     const limit = this.opts.maxInMemoryAttachmentBytes;
-    const small = uids.filter((u) => (sizes.get(u) ?? 0) <= limit && sizes.has(u));
-    const sources = new Map<number, Buffer>();
-    if (small.length > 0) {
-      for await (const m of client.fetch(small.join(","), { uid: true, source: true }, { uid: true })) {
-        if (m.source) sources.set(m.uid, m.source);
+    // Small emails come whole in one FETCH per chunk of at most FETCH_BATCH_BYTES; larger ones
+    // are streamed one by one, so memory stays bounded whatever waits in the folder.
+    for (const chunk of chunksBySize(
+      uids.filter((u) => sizes.has(u)),
+      sizes,
+      limit,
+    )) {
+      const sources = new Map<number, Buffer>();
+      const whole = chunk.filter((u) => (sizes.get(u) ?? 0) <= limit);
+      if (whole.length > 0) {
+        for await (const m of client.fetch(whole.join(","), { uid: true, source: true }, { uid: true })) {
+          if (m.source) sources.set(m.uid, m.source);
+        }
       }
+      await this.emitChunk(client, chunk, sources, sizes);
     }
+  }
+
+  private async emitChunk(client: ImapFlow, uids: number[], sources: Map<number, Buffer>, sizes: Map<number, number>) {
     for (const uid of uids) {
       if (!sizes.has(uid) || this.stopped) continue; // expunged meanwhile
       let source: Buffer | Readable | undefined = sources.get(uid);
@@ -280,7 +345,9 @@ export class MailboxWatcher {
         spoolDir: `${this.opts.spoolDir}/${uidValidity}-${uid}`,
       });
     } catch (err) {
-      // Unreadable MIME is still an email someone sent: hand it on empty, so it is rejected and reviewed.
+      // A failed download is retried on the next connection; only unreadable MIME goes on, empty,
+      // because it is still an email someone sent: it is rejected and reviewed, not dropped.
+      if (!(err instanceof UnreadableEmailError)) throw err;
       this.opts.log("warn", `uid ${uid}: ${describe(err)}`);
       email = emptyEmail(describe(err));
     }
@@ -408,6 +475,16 @@ export class MailboxWatcher {
       this.wake = done;
     });
   }
+}
+
+/** The watcher cannot work as configured (missing folder, ...): retried slowly, shown in red. */
+export class ConfigurationError extends Error {
+  override readonly name = "ConfigurationError";
+}
+
+function serverText(err: unknown): string {
+  const e = err as { responseText?: string; message?: string };
+  return e.responseText || e.message || String(err);
 }
 
 function emptyEmail(problem: string): ParsedEmail {

@@ -13,6 +13,11 @@ import {
   type MessageText,
 } from "mailparser";
 
+/** The bytes arrived but are not an email mailparser can read (as opposed to a failed source). */
+export class UnreadableEmailError extends Error {
+  override readonly name = "UnreadableEmailError";
+}
+
 export interface EmailAddress {
   address: string;
   name: string;
@@ -466,7 +471,7 @@ export async function parseEmail(source: Buffer | Readable, options: ParseEmailO
       }
     });
     parser.on("error", (err: Error) => {
-      fail(new Error(`unreadable email: ${errorText(err)}`, { cause: err }));
+      fail(new UnreadableEmailError(`unreadable email: ${errorText(err)}`, { cause: err }));
     });
     parser.on("end", () => {
       if (settled) return;

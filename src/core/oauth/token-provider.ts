@@ -182,7 +182,8 @@ function msalConfiguration(settings: OAuthSettings, log: TokenProviderOptions["l
     system: {
       loggerOptions: {
         piiLoggingEnabled: false,
-        logLevel: LogLevel.Warning,
+        // Warnings are noise for client credentials (e.g. "No client info in response"); failures are explained by us.
+        logLevel: LogLevel.Error,
         loggerCallback: (level, message) => {
           if (level === LogLevel.Error) log?.("error", message);
           else if (level === LogLevel.Warning) log?.("warn", message);
