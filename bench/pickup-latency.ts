@@ -11,6 +11,7 @@ import { startNodeRed } from "../test/helpers/node-red-process";
 import { MAILBOX } from "../test/helpers/tenant";
 import { ensureTestCertificates } from "../test/standin/certs";
 import { CERT_DIR, RUN_DIR } from "../test/standin/paths";
+import { ANCHOR_VERSION, ensureAnchorInstalled } from "./anchor";
 import { machine, percentile, writeSection } from "./results-file";
 
 type Who = "ours" | "theirs";
@@ -116,7 +117,7 @@ async function measure(
   await new Promise<void>((resolve) => udpSocket.bind(0, "127.0.0.1", resolve));
   const red = await startNodeRed({
     userDir: join(RUN_DIR, `bench-pickup-${who}`),
-    linkModules: who === "theirs" ? ["node-red-node-email"] : [],
+    linkModules: who === "theirs" ? [ensureAnchorInstalled()] : [],
     logFile: join(RUN_DIR, `bench-pickup-${who}.log`),
   });
   const folder = who === "ours" ? "bench-ours" : "bench-theirs";
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
   try {
     for (const who of (["ours", "theirs"] as Who[]).filter((w) => !ONLY || w === ONLY)) {
       const { latencies, duplicates, missing } = await measure(who, stack);
-      const line = `| ${who === "ours" ? "@alarm-gateway email-connector (XOAUTH2)" : "node-red-node-email 5.2.5 (password, IDLE)"} | ${latencies.length} | ${percentile(latencies, 50)} | ${percentile(latencies, 99)} | ${latencies.at(-1)} | ${duplicates} | ${missing} |`;
+      const line = `| ${who === "ours" ? "@alarm-gateway email-connector (XOAUTH2)" : `node-red-node-email ${ANCHOR_VERSION} (password, IDLE)`} | ${latencies.length} | ${percentile(latencies, 50)} | ${percentile(latencies, 99)} | ${latencies.at(-1)} | ${duplicates} | ${missing} |`;
       console.log(line);
       rows.push(line);
     }

@@ -17,8 +17,8 @@ export interface NodeRedOptions {
   keepUserDir?: boolean;
   /** Node-RED's -v: lists each node module it loads. */
   verbose?: boolean;
-  /** Other node modules from this repo's node_modules to make available (e.g. node-red-node-email). */
-  linkModules?: string[];
+  /** Other node modules to make available, by name and the folder they are installed in. */
+  linkModules?: { name: string; dir: string }[];
   /** Also write Node-RED's output to this file (for post-mortems of benches). */
   logFile?: string;
 }
@@ -64,11 +64,11 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
     symlinkSync(REPO_ROOT, target, "dir");
     writeFileSync(join(opts.userDir, "package.json"), JSON.stringify({ name: "node-red-project", private: true }));
   }
-  for (const name of opts.linkModules ?? []) {
+  for (const { name, dir } of opts.linkModules ?? []) {
     const target = join(opts.userDir, "node_modules", name);
     mkdirSync(dirname(target), { recursive: true });
     rmSync(target, { recursive: true, force: true });
-    symlinkSync(join(REPO_ROOT, "node_modules", name), target, "dir");
+    symlinkSync(dir, target, "dir");
   }
   const settings = {
     uiPort: port,
