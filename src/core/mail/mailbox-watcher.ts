@@ -183,7 +183,9 @@ export class MailboxWatcher {
       } catch (err) {
         reason = describe(err);
         permanent =
-          (err instanceof ImapLoginError && err.permanent) || err instanceof ConfigurationError || isPermanentTokenError(err);
+          (err instanceof ImapLoginError && err.permanent) ||
+          err instanceof ConfigurationError ||
+          isPermanentTokenError(err);
       } finally {
         this.cleanupSession();
       }
