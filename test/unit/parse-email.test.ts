@@ -477,7 +477,7 @@ describe("parseEmail: garbage and hostile input", () => {
   it('rejects a header block over 1 MB with "unreadable email:"', async () => {
     await assert.rejects(
       parseEmail(mail(`X-A: ${"a".repeat(1_100_000)}`, "", "x")),
-      /^Error: unreadable email: Max header size/,
+      /^UnreadableEmailError: unreadable email: Max header size/,
     );
   });
 
@@ -494,7 +494,7 @@ describe("parseEmail: garbage and hostile input", () => {
     try {
       await assert.rejects(
         parseEmail(mail(...parts), { maxInMemoryBytes: 100, spoolDir }),
-        /^Error: unreadable email:/,
+        /^UnreadableEmailError: unreadable email:/,
       );
     } finally {
       clearInterval(watch);
