@@ -90,9 +90,10 @@ module.exports = (RED: NodeAPI) => {
       store: new ProgressStore(
         join(userDir, "alarm-gateway", `email-connector-${this.id}-${shortHash(folderKey)}.json`),
       ),
-      emit: ({ ref, email }) => {
+      emit: ({ ref, email, receivedAt }) => {
         const emailRef: EmailRefInMsg = { connector: this.id, ...ref };
-        this.send({ topic: email.subject, payload: email.text, email: { uid: ref.uid, ...email }, emailRef } as never);
+        const payload = { uid: ref.uid, ...email, receivedAt };
+        this.send({ topic: email.subject, payload: email.text, email: payload, emailRef } as never);
       },
       onState: (state) => this.status(statusOf(state, folder)),
       log: (level, message) =>

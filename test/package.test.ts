@@ -63,7 +63,11 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       (s) => s.module === "@alarm-gateway/node-red-o365",
     );
     assert.ok(sets.length > 0, "module listed");
-    assert.deepEqual(sets.filter((s) => s.err), [], "every node set loads");
+    assert.deepEqual(
+      sets.filter((s) => s.err),
+      [],
+      "every node set loads",
+    );
     const types = sets.flatMap((s) => s.types);
     for (const t of ["o365-oauth-config", "email-connector"]) assert.ok(types.includes(t), `${t} registered`);
     const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
@@ -72,6 +76,8 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       .log()
       .split("\n")
       .find((l) => /node-red-o365/.test(l));
-    console.log(`# ${sets[0]?.module}@${sets[0]?.version} types=${types.join(",")}${line ? ` log: ${line.trim()}` : ""}`);
+    console.log(
+      `# ${sets[0]?.module}@${sets[0]?.version} types=${types.join(",")}${line ? ` log: ${line.trim()}` : ""}`,
+    );
   });
 });

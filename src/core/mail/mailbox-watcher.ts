@@ -24,6 +24,8 @@ export interface WatchedEmail {
   ref: EmailRef;
   email: ParsedEmail;
   size: number;
+  /** When the server received it (IMAP INTERNALDATE), ISO 8601. */
+  receivedAt: string | null;
 }
 
 export type WatcherState =
@@ -303,8 +305,11 @@ export class MailboxWatcher {
 
   private async fetchAndEmit(client: ImapFlow, uids: number[]): Promise<void> {
     const sizes = new Map<number, number>();
-    for await (const m of client.fetch(uids.join(","), { uid: true, size: true }, { uid: true })) {
+    const received = new Map<number, string>();
+    for await (const m of client.fetch(uids.join(","), { uid: true, size: true, internalDate: true }, { uid: true })) {
       sizes.set(m.uid, m.size ?? 0);
+      const at = m.internalDate instanceof Date ? m.internalDate : m.internalDate ? new Date(m.internalDate) : null;
+      if (at && !Number.isNaN(at.getTime())) received.set(m.uid, at.toISOString());
     }
     const limit = this.opts.maxInMemoryAttachmentBytes;
     // Small emails come whole in one FETCH per chunk of at most FETCH_BATCH_BYTES; larger ones
@@ -321,11 +326,17 @@ export class MailboxWatcher {
           if (m.source) sources.set(m.uid, m.source);
         }
       }
-      await this.emitChunk(client, chunk, sources, sizes);
+      await this.emitChunk(client, chunk, sources, sizes, received);
     }
   }
 
-  private async emitChunk(client: ImapFlow, uids: number[], sources: Map<number, Buffer>, sizes: Map<number, number>) {
+  private async emitChunk(
+    client: ImapFlow,
+    uids: number[],
+    sources: Map<number, Buffer>,
+    sizes: Map<number, number>,
+    received: Map<number, string>,
+  ) {
     for (const uid of uids) {
       if (!sizes.has(uid) || this.stopped) continue; // expunged meanwhile
       let source: Buffer | Readable | undefined = sources.get(uid);
@@ -334,11 +345,11 @@ export class MailboxWatcher {
         if (!("content" in download) || !download.content) continue;
         source = download.content;
       }
-      await this.parseAndEmit(uid, source, sizes.get(uid) ?? 0);
+      await this.parseAndEmit(uid, source, sizes.get(uid) ?? 0, received.get(uid) ?? null);
     }
   }
 
-  private async parseAndEmit(uid: number, source: Buffer | Readable, size: number): Promise<void> {
+  private async parseAndEmit(uid: number, source: Buffer | Readable, size: number, receivedAt: string | null) {
     const uidValidity = this.uidValidity ?? "";
     let email: ParsedEmail;
     try {
@@ -355,7 +366,7 @@ export class MailboxWatcher {
     }
     const ref: EmailRef = { uidValidity, uid, messageId: email.messageId };
     this.inFlight.set(uid, { ref, emittedAt: Date.now(), email });
-    this.opts.emit({ ref, email, size });
+    this.opts.emit({ ref, email, size, receivedAt });
   }
 
   /** Carries out recorded settlements on the server, and confirms them before forgetting. */
