@@ -34,4 +34,7 @@ const flow = demoFlow({
     return node;
   });
 
-writeFileSync(join(REPO_ROOT, "examples", "01 - Watch an alarm mailbox.json"), `${JSON.stringify(flow, null, 2)}\n`);
+writeFileSync(
+  join(REPO_ROOT, "examples", "01 - Alarm mailbox to alarm events.json"),
+  `${JSON.stringify(flow, null, 2)}\n`,
+);

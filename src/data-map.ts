@@ -48,16 +48,14 @@ module.exports = (RED: NodeAPI) => {
     let mapped = 0;
     let rejected = 0;
 
-    this.on("input", async (msg: NodeMessageInFlow, send, done) => {
+    const handle = async (msg: NodeMessageInFlow, send: (m: (NodeMessageInFlow | null)[]) => void) => {
       if (!compiled) {
         // The rules are wrong, not the email: leave it unsettled so it is offered again after a fix.
-        done(new Error(`data-map rules invalid: ${problems.join("; ")}`));
-        return;
+        throw new Error(`data-map rules invalid: ${problems.join("; ")}`);
       }
       const email = (msg as { email?: MappableEmail }).email;
       if (!email || typeof email !== "object") {
-        done(new Error("msg.email is missing: connect the data-map to an email-connector"));
-        return;
+        throw new Error("msg.email is missing: connect the data-map to an email-connector");
       }
       remember(this, email);
       const receivedAt =
@@ -69,7 +67,6 @@ module.exports = (RED: NodeAPI) => {
         mapped++;
         this.status({ fill: "green", shape: "dot", text: `mapped ${mapped}, rejected ${rejected}` });
         send([{ ...msg, alarm: result.alarm } as NodeMessageInFlow, null]);
-        done();
         return;
       }
       rejected++;
@@ -84,7 +81,14 @@ module.exports = (RED: NodeAPI) => {
       }
       const dataMap = { rule: result.rule, reason: result.reason, field: result.field, trace: result.trace };
       send([null, { ...msg, error, dataMap } as NodeMessageInFlow]);
-      done();
+    };
+
+    // Whatever a message holds, it ends on an output or as a node error that Catch nodes see.
+    this.on("input", (msg: NodeMessageInFlow, send, done) => {
+      handle(msg, send).then(
+        () => done(),
+        (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+      );
     });
   }
 
@@ -134,14 +138,15 @@ module.exports = (RED: NodeAPI) => {
 };
 
 function remember(node: DataMapNode, email: MappableEmail): void {
+  const attachments = Array.isArray(email.attachments) ? email.attachments : [];
   const light: MappableEmail = {
     ...email,
-    attachments: (email.attachments ?? []).map(({ filename, contentType, size, contentId, inline }) => ({
-      filename,
-      contentType,
-      size,
-      contentId,
-      inline,
+    attachments: attachments.map((a) => ({
+      filename: a?.filename,
+      contentType: a?.contentType,
+      size: a?.size,
+      contentId: a?.contentId,
+      inline: a?.inline,
     })),
   };
   node.recent.unshift({ at: new Date().toISOString(), email: light });

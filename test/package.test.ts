@@ -34,9 +34,13 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "nodes/icons/o365-mail.svg",
       "nodes/core/oauth/token-provider.js",
       "nodes/email-connector.js",
+      "nodes/data-map.js",
+      "nodes/data-map.html",
+      "nodes/locales/en-US/data-map.html",
+      "nodes/icons/data-map.svg",
       "nodes/email-connector.html",
       "nodes/locales/en-US/email-connector.html",
-      "examples/01 - Watch an alarm mailbox.json",
+      "examples/01 - Alarm mailbox to alarm events.json",
     ]) {
       assert.ok(files.includes(required), `${required} is shipped`);
     }
@@ -69,7 +73,8 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "every node set loads",
     );
     const types = sets.flatMap((s) => s.types);
-    for (const t of ["o365-oauth-config", "email-connector"]) assert.ok(types.includes(t), `${t} registered`);
+    for (const t of ["o365-oauth-config", "email-connector", "data-map"])
+      assert.ok(types.includes(t), `${t} registered`);
     const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
     assert.equal(icon.status, 200);
     const line = red
