@@ -36,7 +36,8 @@ export interface NodeRedProcess {
   ): Promise<{ status: number; body: any }>;
   deploy(flows: object[]): Promise<void>;
   stop(): Promise<void>;
-  kill(): void;
+  /** SIGKILL, like a crash or an OOM kill; resolves once the process is gone. */
+  kill(): Promise<void>;
   child: ChildProcess;
 }
 
@@ -195,7 +196,10 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
       clearTimeout(timer);
     },
     kill() {
+      if (exited) return Promise.resolve();
+      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.kill("SIGKILL");
+      return gone;
     },
   };
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { backoffDelay } from "../../src/core/mail/backoff";
+import { backoffDelay } from "../../src/core/backoff";
 import { ProgressStore } from "../../src/core/mail/progress-store";
 import { RUN_DIR } from "../standin/paths";
 

@@ -5,7 +5,7 @@
 
 import type { Readable } from "node:stream";
 import type { ImapFlow } from "imapflow";
-import { type BackoffPolicy, backoffDelay } from "./backoff";
+import { type BackoffPolicy, backoffDelay } from "../backoff";
 import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
 import { discardSpool, type ParsedEmail, parseEmail, UnreadableEmailError } from "./parse-email";
 import type { FolderProgress, ProgressStore, ServerAction, SettledEmail } from "./progress-store";

@@ -1,0 +1,118 @@
+// One receiver, one outstanding frame: send it over TCP (kept open) or UDP and wait for the
+// answer that echoes its sequence number. Whatever else arrives is ignored.
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { connect, type Socket } from "node:net";
+import { Dc09DecodeError, type Dc09Response, decodeDc09Response, splitDc09Frames } from "./frame";
+
+export interface ReceiverAddress {
+  host: string;
+  port: number;
+}
+
+export type LinkTransport = "tcp" | "udp";
+
+/** No valid answer in time, or the connection failed: the caller retries. */
+export class Dc09LinkError extends Error {
+  override readonly name = "Dc09LinkError";
+}
+
+export class Dc09Link {
+  private tcp: Socket | undefined;
+  private udp: UdpSocket | undefined;
+  private rest: Buffer = Buffer.alloc(0);
+  private waiting: ((frame: Buffer) => void) | undefined;
+  private failed: ((err: Error) => void) | undefined;
+
+  constructor(
+    readonly address: ReceiverAddress,
+    private readonly transport: LinkTransport,
+    private readonly key?: Buffer,
+  ) {}
+
+  /** Sends a frame and resolves with the response whose seq matches (a NAK carries seq 0). */
+  async exchange(frame: Buffer, seq: number, timeoutMs: number): Promise<Dc09Response> {
+    const send = this.transport === "tcp" ? await this.tcpSocket(timeoutMs) : this.udpSocket();
+    return new Promise<Dc09Response>((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Dc09LinkError(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const finish = (err: Error | undefined, response?: Dc09Response) => {
+        clearTimeout(timer);
+        this.waiting = undefined;
+        this.failed = undefined;
+        if (err) reject(err);
+        else if (response) resolve(response);
+      };
+      this.failed = (err) => finish(err);
+      this.waiting = (bytes) => {
+        let response: Dc09Response;
+        try {
+          response = decodeDc09Response(bytes, { key: this.key });
+        } catch (err) {
+          // A garbled answer (bad CRC, wrong key) counts as none: keep waiting, the timeout retries.
+          if (err instanceof Dc09DecodeError) return;
+          throw err;
+        }
+        if (response.kind === "NAK" || response.seq === seq) finish(undefined, response);
+      };
+      send(frame);
+    });
+  }
+
+  close(): void {
+    this.tcp?.destroy();
+    this.tcp = undefined;
+    this.udp?.close();
+    this.udp = undefined;
+    this.failed?.(new Dc09LinkError("link closed"));
+  }
+
+  private async tcpSocket(timeoutMs: number): Promise<(frame: Buffer) => void> {
+    if (!this.tcp || this.tcp.destroyed) {
+      this.rest = Buffer.alloc(0);
+      const socket = connect({ host: this.address.host, port: this.address.port, noDelay: true });
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          socket.destroy();
+          reject(new Dc09LinkError(`connect to ${this.where} timed out`));
+        }, timeoutMs);
+        socket.once("connect", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.once("error", (err) => {
+          clearTimeout(timer);
+          reject(new Dc09LinkError(`connect to ${this.where}: ${err.message}`));
+        });
+      });
+      socket.on("data", (chunk: Buffer) => {
+        const { frames, rest } = splitDc09Frames(Buffer.concat([this.rest, chunk]));
+        this.rest = rest;
+        for (const f of frames) this.waiting?.(f);
+      });
+      socket.on("error", () => undefined); // 'close' follows
+      socket.on("close", () => {
+        if (this.tcp === socket) this.tcp = undefined;
+        this.failed?.(new Dc09LinkError(`connection to ${this.where} lost`));
+      });
+      this.tcp = socket;
+    }
+    const socket = this.tcp;
+    return (frame) => socket.write(frame);
+  }
+
+  private udpSocket(): (frame: Buffer) => void {
+    if (!this.udp) {
+      const socket = createSocket("udp4");
+      socket.on("message", (msg, rinfo) => {
+        if (rinfo.port === this.address.port) this.waiting?.(msg);
+      });
+      socket.on("error", (err) => this.failed?.(new Dc09LinkError(`UDP ${this.where}: ${err.message}`)));
+      this.udp = socket;
+    }
+    const socket = this.udp;
+    return (frame) => socket.send(frame, this.address.port, this.address.host);
+  }
+
+  private get where(): string {
+    return `${this.address.host}:${this.address.port}`;
+  }
+}

@@ -1,0 +1,121 @@
+// kill -9 of Node-RED during a burst: every alarm the line-driver accepted reaches the receiver.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type NodeRedProcess, startNodeRed } from "../helpers/node-red-process";
+import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
+import { RUN_DIR } from "../standin/paths";
+
+const KILLS = 10;
+
+function flow(receiverPort: number): object[] {
+  const z = "tab";
+  return [
+    { id: z, type: "tab", label: "crash" },
+    { id: "in", type: "http in", z, url: "/alarm", method: "post", x: 100, y: 100, wires: [["set"]] },
+    {
+      id: "set",
+      type: "function",
+      z,
+      func: "msg.alarm = msg.payload; return msg;",
+      outputs: 1,
+      x: 250,
+      y: 100,
+      wires: [["ld"]],
+    },
+    {
+      id: "ld",
+      type: "line-driver",
+      z,
+      host: "127.0.0.1",
+      port: receiverPort,
+      transport: "tcp",
+      receiver: "1",
+      prefix: "1",
+      format: "auto",
+      ackTimeout: 2,
+      attempts: 2,
+      supervision: 0,
+      supervisionAccount: "0000",
+      x: 400,
+      y: 100,
+      wires: [[]],
+    },
+    // Answers the HTTP request only once the line-driver called done(): the alarm is in the outbox.
+    { id: "accepted", type: "complete", z, scope: ["ld"], uncaught: false, x: 400, y: 160, wires: [["res"]] },
+    { id: "res", type: "http response", z, statusCode: "200", x: 560, y: 160, wires: [] },
+  ];
+}
+
+function alarm(n: number) {
+  return {
+    account: "1234",
+    eventCode: "BA",
+    eventFormat: "SIA",
+    qualifier: "new",
+    zone: n,
+    area: 1,
+    user: null,
+    text: `crash test ${n}`,
+    occurredAt: new Date().toISOString(),
+    attachments: [],
+    source: { messageId: `crash-${n}@test`, from: "panel@test", subject: "Alarm", receivedAt: null },
+  };
+}
+
+describe("line-driver outbox under kill -9", () => {
+  let receiver: Dc09Receiver;
+  let red: NodeRedProcess | undefined;
+  const userDir = join(RUN_DIR, "nr-line-driver-crash");
+  before(async () => {
+    receiver = await startDc09Receiver({ behaviour: "ack" });
+  });
+  after(async () => {
+    await red?.stop();
+    await receiver.close();
+  });
+
+  it(`delivers every accepted alarm after ${KILLS} kills at random moments`, async () => {
+    const accepted = new Set<number>();
+    let next = 1;
+    for (let run = 0; run <= KILLS; run++) {
+      red = await startNodeRed({ userDir, keepUserDir: run > 0 });
+      if (run === 0) await red.deploy(flow(receiver.tcpPort));
+      if (run === KILLS) break; // the last start only drains the outbox
+      const url = `${red.url}/alarm`;
+      const stopAt = Date.now() + 200 + Math.random() * 800;
+      const producers = Array.from({ length: 8 }, async () => {
+        while (Date.now() < stopAt) {
+          const n = next++;
+          try {
+            const res = await fetch(url, {
+              method: "POST",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify(alarm(n)),
+            });
+            if (res.status === 200) accepted.add(n);
+          } catch {
+            return; // the process is gone
+          }
+        }
+      });
+      await sleep(stopAt - Date.now());
+      await red.kill();
+      await Promise.all(producers);
+    }
+    await receiver.waitFor((r) => {
+      const zones = new Set(r.map((e) => Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1])));
+      return [...accepted].every((n) => zones.has(n));
+    }, 30_000);
+    const zones = receiver.acked.map((e) => Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1]));
+    const duplicates = zones.length - new Set(zones).size;
+    const lost = [...accepted].filter((n) => !zones.includes(n));
+    console.log(
+      `# accepted ${accepted.size}, delivered ${new Set(zones).size}, lost ${lost.length}, duplicates ${duplicates}`,
+    );
+    assert.deepEqual(lost, []);
+    assert.ok(accepted.size > 50, `enough alarms accepted to mean something (${accepted.size})`);
+    assert.ok(duplicates <= KILLS, "at most the one alarm in flight per kill is repeated");
+  });
+});
