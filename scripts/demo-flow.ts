@@ -5,11 +5,13 @@ import type { TestTenant } from "../test/helpers/tenant";
 export interface DemoEndpoints {
   tenant: TestTenant;
   mailbox: string;
+  /** TCP port of the local DC-09 receiver standing in for the monitoring centre. */
+  receiverPort: number;
   /** The demo script's own page that drops a sample alarm email into the mailbox. */
   sendAlarmUrl: string;
 }
 
-export function demoFlow({ tenant, mailbox, sendAlarmUrl }: DemoEndpoints): object[] {
+export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl }: DemoEndpoints): object[] {
   const z = "demo-tab";
   return [
     { id: z, type: "tab", label: "Alarm gateway demo" },
@@ -24,8 +26,8 @@ export function demoFlow({ tenant, mailbox, sendAlarmUrl }: DemoEndpoints): obje
       id: "demo-note",
       type: "comment",
       z,
-      name: "Click the inject button: a sample alarm email lands in the stand-in mailbox and comes out of the connector",
-      info: "Entra ID, Exchange IMAP (Dovecot) are local stand-ins started by `npm start`.",
+      name: "Click the inject button: a sample alarm email goes mailbox → connector → data-map → DC-09 receiver (ACK in the debug sidebar)",
+      info: "Entra ID, Exchange IMAP (Dovecot) and the DC-09 receiver are local stand-ins started by `npm start`.",
       x: 420,
       y: 40,
       wires: [],
@@ -70,7 +72,42 @@ export function demoFlow({ tenant, mailbox, sendAlarmUrl }: DemoEndpoints): obje
       map: { rules: [] },
       x: 430,
       y: 260,
-      wires: [["demo-alarm", "demo-ack"], ["demo-rejected"]],
+      wires: [["demo-alarm", "demo-line"], ["demo-rejected"]],
+    },
+    {
+      id: "demo-line",
+      type: "line-driver",
+      z,
+      name: "DC-09 to the centre",
+      host: "127.0.0.1",
+      port: receiverPort,
+      backupHost: "",
+      backupPort: "",
+      transport: "tcp",
+      receiver: "1",
+      prefix: "1",
+      format: "auto",
+      ackTimeout: 5,
+      attempts: 3,
+      supervision: 60,
+      supervisionAccount: "0000",
+      sendText: true,
+      sendTime: true,
+      sendLink: false,
+      x: 690,
+      y: 200,
+      wires: [["demo-delivered"]],
+    },
+    {
+      id: "demo-delivered",
+      type: "debug",
+      z,
+      name: "receiver ACK",
+      active: true,
+      complete: "payload",
+      x: 900,
+      y: 200,
+      wires: [],
     },
     { id: "demo-alarm", type: "debug", z, name: "alarm", active: true, complete: "alarm", x: 660, y: 240, wires: [] },
     {
@@ -94,17 +131,6 @@ export function demoFlow({ tenant, mailbox, sendAlarmUrl }: DemoEndpoints): obje
       x: 450,
       y: 160,
       wires: [],
-    },
-    {
-      id: "demo-ack",
-      type: "function",
-      z,
-      name: "acknowledge (until a line-driver does)",
-      func: "// Sending the message back into the connector settles the email: it is marked read.\nreturn msg;",
-      outputs: 1,
-      x: 700,
-      y: 180,
-      wires: [["demo-connector"]],
     },
   ];
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { alarmEmail } from "../test/helpers/mail-stack";
 import { startNodeRed } from "../test/helpers/node-red-process";
 import { MAILBOX, startTestTenant, TENANT_ID } from "../test/helpers/tenant";
+import { startDc09Receiver } from "../test/standin/dc09-receiver";
 import { dovecotAvailable, startDovecot } from "../test/standin/dovecot";
 import { REPO_ROOT, RUN_DIR } from "../test/standin/paths";
 import { demoFlow } from "./demo-flow";
@@ -15,6 +16,7 @@ const PORT = Number(process.env.PORT ?? 1880);
 const ENTRA_PORT = 18443;
 const IMAPS_PORT = 18993;
 const DEMO_PORT = 18080;
+const RECEIVER_PORT = 18090;
 
 async function main(): Promise<void> {
   if (!dovecotAvailable()) {
@@ -34,6 +36,14 @@ async function main(): Promise<void> {
     imapsPort: IMAPS_PORT,
     extraFolders: ["Processed", "Review"],
   });
+  const receiver = await startDc09Receiver({ behaviour: "ack", tcpPort: RECEIVER_PORT });
+  let shown = 0;
+  const showReceived = setInterval(() => {
+    for (const e of receiver.acked.slice(shown)) {
+      console.log(`DC-09 receiver: ${e.frame.id} #${e.frame.account} [${e.frame.data ?? ""}] → ACK`);
+    }
+    shown = receiver.acked.length;
+  }, 500);
   // The stand-in mailbox starts empty each time: so does the connector's memory of it.
   rmSync(join(userDir, "alarm-gateway"), { recursive: true, force: true });
   let sent = 0;
@@ -53,7 +63,14 @@ async function main(): Promise<void> {
   const firstRun = !existsSync(join(userDir, "flows.json"));
   const red = await startNodeRed({ userDir, port: PORT, keepUserDir: true });
   if (firstRun) {
-    await red.deploy(demoFlow({ tenant, mailbox: MAILBOX, sendAlarmUrl: `http://127.0.0.1:${DEMO_PORT}/send-alarm` }));
+    await red.deploy(
+      demoFlow({
+        tenant,
+        mailbox: MAILBOX,
+        receiverPort: RECEIVER_PORT,
+        sendAlarmUrl: `http://127.0.0.1:${DEMO_PORT}/send-alarm`,
+      }),
+    );
   }
   console.log(`Entra ID stand-in https://${tenant.entra.host}, IMAP stand-in ${outlookHost} (${MAILBOX})`);
   console.log(`Node-RED with @alarm-gateway/node-red-o365: ${red.url}`);
@@ -63,6 +80,8 @@ async function main(): Promise<void> {
   const stop = async () => {
     await red.stop();
     page.close();
+    clearInterval(showReceived);
+    await receiver.close();
     await dovecot.stop();
     await tenant.stop();
     process.exit(0);

@@ -18,6 +18,7 @@ const placeholders = {
 const flow = demoFlow({
   tenant: { fields: placeholders, credentials: {} } as never,
   mailbox: "alarms@contoso.com",
+  receiverPort: 12345,
   sendAlarmUrl: "",
 })
   .filter((n) => !["demo-inject", "demo-send"].includes((n as { id: string }).id))
@@ -31,6 +32,7 @@ const flow = demoFlow({
         "Each email comes out of the connector; sending the message back in marks it read (replace with a line-driver).";
     }
     if (node.type === "tab") node.label = "Office 365 alarm mailbox";
+    if (node.type === "line-driver") node.host = "receiver.example.com";
     return node;
   });
 

@@ -103,6 +103,8 @@ module.exports = (RED: NodeAPI) => {
       node.error(`outbox cannot be opened, no alarm is accepted: ${String(err)}`);
     });
 
+    const statusTimer = setInterval(showStatus, 10_000); // keeps "last ACK N s ago" true
+
     function showStatus(): void {
       const queued = outbox?.size ?? 0;
       const s = transmitterState;
@@ -184,6 +186,7 @@ module.exports = (RED: NodeAPI) => {
 
     node.on("close", (done: () => void) => {
       clearInterval(supervisor);
+      clearInterval(statusTimer);
       transmitter.stop();
       Promise.resolve(pump?.stop())
         .then(() => opened)

@@ -110,6 +110,18 @@ describe("line-driver outbox under kill -9", () => {
     }, 30_000);
     const zones = receiver.acked.map((e) => Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1]));
     const duplicates = zones.length - new Set(zones).size;
+    // A repeat after a crash is a retransmission with the same sequence number, which a receiver
+    // recognises as such: each alarm is raised once at the centre.
+    const seqsByZone = new Map<number, Set<number>>();
+    for (const e of receiver.acked) {
+      const zone = Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1]);
+      seqsByZone.set(zone, (seqsByZone.get(zone) ?? new Set()).add(e.frame.seq));
+    }
+    assert.deepEqual(
+      [...seqsByZone].filter(([, seqs]) => seqs.size > 1),
+      [],
+      "every repeat carries the original sequence number",
+    );
     const lost = [...accepted].filter((n) => !zones.includes(n));
     console.log(
       `# accepted ${accepted.size}, delivered ${new Set(zones).size}, lost ${lost.length}, duplicates ${duplicates}`,
