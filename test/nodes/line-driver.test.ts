@@ -116,50 +116,54 @@ describe("line-driver (SIA DC-09)", () => {
     assert.equal(primary.acked[0]?.frame.data, "#1234|1130 01 015");
   });
 
-  it("corrects its clock from a NAK and resends once with the same sequence number", async () => {
-    primary = await startDc09Receiver({ behaviour: "nak" });
-    primary.clockOffsetMs = 120_000; // the receiver runs two minutes ahead
-    const { node, outcomes } = await loadDriver({ port: primary.tcpPort });
-    node.receive({ alarm: alarm() });
-    await until(() => outcomes.length === 1);
-    assert.equal(outcomes[0].payload.status, "delivered");
-    const seqs = primary.received.map((r) => r.frame.seq);
-    assert.equal(seqs.length, 2, "NAKed once, then accepted");
-    assert.equal(seqs[0], seqs[1]);
-  });
-
-  it("reports a DUH as failed and does not resend", async () => {
-    primary = await startDc09Receiver({ behaviour: "duh" });
-    const { node, outcomes } = await loadDriver({ port: primary.tcpPort });
-    node.receive({ alarm: alarm() });
-    await until(() => outcomes.length === 1);
-    assert.equal(outcomes[0].payload.status, "failed");
-    assert.match(outcomes[0].payload.reason, /DUH/);
-    await sleep(1500);
-    assert.equal(primary.received.length, 1);
-  });
-
-  it("retries a silent or garbled receiver, fails over to the backup, and returns to the primary", async () => {
-    primary = await startDc09Receiver({ behaviour: "silent" });
-    backup = await startDc09Receiver({ behaviour: "ack" });
-    const { node, outcomes } = await loadDriver({
-      port: primary.tcpPort,
-      backupHost: "127.0.0.1",
-      backupPort: backup.tcpPort,
-      supervision: 1,
+  for (const transport of ["tcp", "udp"] as const) {
+    const portOf = (r: Dc09Receiver) => (transport === "tcp" ? r.tcpPort : r.udpPort);
+    it(`corrects its clock from a NAK and resends once with the same sequence number (${transport})`, async () => {
+      primary = await startDc09Receiver({ behaviour: "nak" });
+      primary.clockOffsetMs = 120_000; // the receiver runs two minutes ahead
+      const { node, outcomes } = await loadDriver({ port: portOf(primary), transport });
+      node.receive({ alarm: alarm() });
+      await until(() => outcomes.length === 1);
+      assert.equal(outcomes[0].payload.status, "delivered");
+      const seqs = primary.received.map((r) => r.frame.seq);
+      assert.equal(seqs.length, 2, "NAKed once, then accepted");
+      assert.equal(seqs[0], seqs[1]);
     });
-    const t0 = Date.now();
-    node.receive({ alarm: alarm() });
-    await until(() => outcomes.length === 1, 8000, "delivery via backup");
-    assert.equal(outcomes[0].payload.receiver, "backup");
-    assert.ok(Date.now() - t0 < 2 * 1000 + 1500, "failover within ack timeout × sends");
-    assert.equal(primary.received.length, 2, "two sends to the primary first");
-    primary.behaviour = "ack";
-    await until(() => primary.acked.some((a) => a.frame.id === "NULL"), 5000, "link test to the primary");
-    node.receive({ alarm: alarm() });
-    await until(() => outcomes.length === 2);
-    assert.equal(outcomes[1].payload.receiver, "primary");
-  });
+
+    it(`reports a DUH as failed and does not resend (${transport})`, async () => {
+      primary = await startDc09Receiver({ behaviour: "duh" });
+      const { node, outcomes } = await loadDriver({ port: portOf(primary), transport });
+      node.receive({ alarm: alarm() });
+      await until(() => outcomes.length === 1);
+      assert.equal(outcomes[0].payload.status, "failed");
+      assert.match(outcomes[0].payload.reason, /DUH/);
+      await sleep(1500);
+      assert.equal(primary.received.length, 1);
+    });
+
+    it(`retries a silent receiver, fails over to the backup, and returns to the primary (${transport})`, async () => {
+      primary = await startDc09Receiver({ behaviour: "silent" });
+      backup = await startDc09Receiver({ behaviour: "ack" });
+      const { node, outcomes } = await loadDriver({
+        port: portOf(primary),
+        transport,
+        backupHost: "127.0.0.1",
+        backupPort: portOf(backup),
+        supervision: 1,
+      });
+      const t0 = Date.now();
+      node.receive({ alarm: alarm() });
+      await until(() => outcomes.length === 1, 8000, "delivery via backup");
+      assert.equal(outcomes[0].payload.receiver, "backup");
+      assert.ok(Date.now() - t0 < 2 * 1000 + 1500, "failover within ack timeout × sends");
+      assert.equal(primary.received.length, 2, "two sends to the primary first");
+      primary.behaviour = "ack";
+      await until(() => primary.acked.some((a) => a.frame.id === "NULL"), 5000, "link test to the primary");
+      node.receive({ alarm: alarm() });
+      await until(() => outcomes.length === 2);
+      assert.equal(outcomes[1].payload.receiver, "primary");
+    });
+  }
 
   for (const behaviour of ["bad-crc", "reset"] as const) {
     it(`treats a ${behaviour === "reset" ? "connection reset mid-answer" : "bad CRC answer"} as no answer and retries`, async () => {
