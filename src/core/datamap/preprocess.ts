@@ -2,7 +2,9 @@
 // replies and signatures removed, whitespace normalised. Each step is switchable and conservative: an
 // alarm line must never be eaten, so a block is removed only when it is unmistakably a reply or signature.
 // Every step is linear in the text length (hostile emails reach this code).
+
 import { compile as compileHtmlToText } from "html-to-text";
+import { stripHtml } from "../strip-html";
 import type { PreprocessOptions } from "./types";
 
 export const DEFAULT_PREPROCESS: Readonly<PreprocessOptions> = {
@@ -41,40 +43,13 @@ function converter(): (html: string) => string {
   return htmlConverter;
 }
 
-const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
-const BLOCK_TAG = /^\/?(?:br|p|div|tr|li|h[1-6]|table|hr)\b/i;
-const ENTITY = /&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,6});/gi;
-
-/** A linear tag stripper, for when html-to-text fails. */
-function stripTags(html: string): string {
-  const out: string[] = [];
-  let i = 0;
-  while (i < html.length) {
-    const lt = html.indexOf("<", i);
-    if (lt < 0) {
-      out.push(html.slice(i));
-      break;
-    }
-    out.push(html.slice(i, lt));
-    const gt = html.indexOf(">", lt + 1);
-    if (gt < 0) break;
-    if (BLOCK_TAG.test(html.slice(lt + 1, Math.min(gt, lt + 8)))) out.push("\n");
-    i = gt + 1;
-  }
-  return out.join("").replace(ENTITY, (m, e: string) => {
-    if (e[0] !== "#") return ENTITIES[e.toLowerCase()] ?? m;
-    const code = e[1] === "x" || e[1] === "X" ? Number.parseInt(e.slice(2), 16) : Number.parseInt(e.slice(1), 10);
-    return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : m;
-  });
-}
-
 /** HTML -> plain text, one table row per line with its cells side by side; never throws. */
 export function htmlToPlainText(html: string): string {
   const input = html.length > MAX_HTML_CHARS ? html.slice(0, MAX_HTML_CHARS) : html;
   try {
     return converter()(input);
   } catch {
-    return stripTags(input);
+    return stripHtml(input);
   }
 }
 

@@ -2,7 +2,9 @@
 // backup, returns to the primary once it answers a link test again; corrects its clock from
 // a NAK once per message. It never gives up on a message that got no answer: the caller's
 // outbox keeps it, and this keeps trying with growing pauses until stopped.
+
 import { type BackoffPolicy, backoffDelay } from "../backoff";
+import { Pause } from "../pause";
 import { type Dc09Message, type Dc09Response, encodeDc09 } from "./frame";
 import { Dc09Link, type LinkTransport, type ReceiverAddress } from "./link";
 
@@ -38,7 +40,7 @@ export class Dc09Transmitter {
   private active: ReceiverRole = "primary";
   private clockOffsetMs = 0;
   private stopped = false;
-  private wake: (() => void) | undefined;
+  private readonly pausing = new Pause();
   lastSentAt = 0;
 
   constructor(private readonly opts: TransmitterOptions) {
@@ -86,7 +88,7 @@ export class Dc09Transmitter {
         "warn",
         `alarm seq ${seq} not acknowledged (${lastReason}); trying again in ${Math.round(retryInMs / 1000)} s`,
       );
-      await this.pause(retryInMs);
+      await this.pausing.for(retryInMs);
     }
     throw new Error("transmitter stopped");
   }
@@ -111,7 +113,7 @@ export class Dc09Transmitter {
 
   stop(): void {
     this.stopped = true;
-    this.wake?.();
+    this.pausing.wake();
     this.links.primary?.close();
     this.links.backup?.close();
   }
@@ -151,16 +153,5 @@ export class Dc09Transmitter {
       }
     }
     return { kind: "none", reason: "NAKed twice" };
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }

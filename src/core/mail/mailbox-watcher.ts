@@ -6,6 +6,7 @@
 import type { Readable } from "node:stream";
 import type { ImapFlow } from "imapflow";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
+import { Pause } from "../pause";
 import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
 import { discardSpool, type ParsedEmail, parseEmail, UnreadableEmailError } from "./parse-email";
 import type { FolderProgress, ProgressStore, ServerAction, SettledEmail } from "./progress-store";
@@ -88,7 +89,7 @@ function chunksBySize(uids: number[], sizes: Map<number, number>, inMemoryLimit:
 export class MailboxWatcher {
   private client: ImapFlow | undefined;
   private stopped = false;
-  private wake: (() => void) | undefined;
+  private readonly pausing = new Pause();
   private readonly inFlight = new Map<number, InFlight>();
   private uidValidity: string | null = null;
   private checking: Promise<void> | undefined;
@@ -109,7 +110,7 @@ export class MailboxWatcher {
     this.stopped = true;
     clearInterval(this.redeliverTimer);
     clearInterval(this.pollTimer);
-    this.wake?.();
+    this.pausing.wake();
     const client = this.client;
     if (client?.usable) await Promise.race([client.logout().catch(() => undefined), sleep(2000)]);
     client?.close();
@@ -195,7 +196,7 @@ export class MailboxWatcher {
       const inMs = backoffDelay(attempt++, this.opts.backoff);
       this.opts.log(permanent ? "error" : "warn", `${reason}; reconnecting in ${Math.round(inMs / 1000)} s`);
       this.opts.onState(permanent ? { kind: "error", reason, inMs } : { kind: "reconnecting", reason, inMs });
-      await this.pause(inMs);
+      await this.pausing.for(inMs);
     }
   }
 
@@ -476,17 +477,6 @@ export class MailboxWatcher {
       );
       this.requestCheck();
     }
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
 
