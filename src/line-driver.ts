@@ -1,16 +1,21 @@
-// Node-RED adapter for the line-driver (SIA DC-09): an alarm is accepted once it is in the
+// Node-RED adapter for the line-driver (SIA DC-09 or Sur-Gard): an alarm is accepted once it is in the
 // durable outbox, and only then is its email settled upstream; a pump delivers the outbox in
 // order to the receiver and reports each outcome on the output.
 import { join } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import type { AlarmEvent } from "./core/datamap";
-import { admCidData, Dc09DataError, type Dc09Id, formatDc09Time, parseDc09Key, siaDcsData } from "./core/dc09";
-import { Dc09Transmitter, type DeliveryResult, type MessageBody, type TransmitterState } from "./core/dc09/transmitter";
+import { parseDc09Key } from "./core/dc09";
+import { type AlarmChannel, AlarmNotExpressibleError, type LineState } from "./core/delivery/channel";
+import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { OutboxPump, type PumpOutcome } from "./core/delivery/outbox-pump";
+import { SurgardChannel } from "./core/delivery/surgard-channel";
 import { Outbox } from "./core/outbox/outbox";
 import { settleEmail } from "./settle";
 
 interface LineDriverDef extends NodeDef {
+  protocol: "dc09" | "surgard";
+  format: "auto" | "SIA" | "CID";
+  // SIA DC-09
   host: string;
   port: string | number;
   backupHost: string;
@@ -18,7 +23,6 @@ interface LineDriverDef extends NodeDef {
   transport: "tcp" | "udp";
   receiver: string;
   prefix: string;
-  format: "auto" | "SIA" | "CID";
   ackTimeout: string | number;
   attempts: string | number;
   supervision: string | number;
@@ -26,15 +30,28 @@ interface LineDriverDef extends NodeDef {
   sendText: boolean;
   sendTime: boolean;
   sendLink: boolean;
+  // Sur-Gard
+  sgRole: "server" | "client";
+  sgHost: string;
+  sgPort: string | number;
+  sgReceiver: string | number;
+  sgLine: string | number;
+  sgLineDigits: string | number;
+  sgAccountDigits: "auto" | "4" | "10";
+  sgHeartbeat: string | number;
+  sgAckTimeout: string | number;
+  sgAttempts: string | number;
 }
 
 interface LineDriverCredentials {
   key?: string;
 }
 
-/** What the outbox keeps per alarm: the frame body, ready to send, and what the output reports. */
+/** What the outbox keeps per alarm: what goes on the wire, ready to send, and what the output reports. */
 interface QueuedAlarm {
-  body: MessageBody;
+  /** Absent in outboxes written before Sur-Gard existed: those are DC-09. */
+  protocol?: AlarmChannel["protocol"];
+  body: unknown;
   alarm: AlarmEvent;
 }
 
@@ -42,39 +59,22 @@ module.exports = (RED: NodeAPI) => {
   function LineDriver(this: Node<LineDriverCredentials>, def: LineDriverDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    let key: Buffer | undefined;
+    let lineState: LineState | undefined;
+    const log = (level: "info" | "warn" | "error", message: string) =>
+      level === "info" ? node.log(message) : level === "warn" ? node.warn(message) : node.error(message);
+    const onState = (state: LineState) => {
+      lineState = state;
+      showStatus();
+    };
+    let channel: AlarmChannel;
     try {
-      key = node.credentials?.key ? parseDc09Key(node.credentials.key).key : undefined;
+      channel = def.protocol === "surgard" ? surgardChannel(def, log, onState) : dc09Channel(def, node, log, onState);
     } catch (err) {
-      node.status({ fill: "red", shape: "ring", text: "AES key invalid" });
-      node.error(`line-driver not started: ${String((err as Error).message)}`);
+      const message = err instanceof Error ? err.message : String(err);
+      node.status({ fill: "red", shape: "ring", text: message.slice(0, 60) });
+      node.error(`line-driver not started: ${message}`);
       return;
     }
-    const port = Number(def.port);
-    if (!def.host?.trim() || !(port > 0 && port < 65536)) {
-      node.status({ fill: "red", shape: "ring", text: "receiver host/port missing" });
-      node.error("line-driver not started: enter the receiver's host and port");
-      return;
-    }
-    const backupPort = Number(def.backupPort);
-    const transmitter = new Dc09Transmitter({
-      primary: { host: def.host.trim(), port },
-      backup: def.backupHost?.trim() && backupPort > 0 ? { host: def.backupHost.trim(), port: backupPort } : undefined,
-      transport: def.transport === "udp" ? "udp" : "tcp",
-      key,
-      receiver: def.receiver?.trim() || undefined,
-      prefix: def.prefix?.trim() || "0",
-      ackTimeoutMs: positive(def.ackTimeout, 5) * 1000,
-      attemptsPerReceiver: Math.round(positive(def.attempts, 3)),
-      backoff: { initialMs: 1000, maxMs: 60_000 },
-      log: (level, message) =>
-        level === "info" ? node.log(message) : level === "warn" ? node.warn(message) : node.error(message),
-      onState: (state) => {
-        transmitterState = state;
-        showStatus();
-      },
-    });
-    let transmitterState: TransmitterState | undefined;
     let outbox: Outbox<QueuedAlarm> | undefined;
     let pump: OutboxPump<QueuedAlarm> | undefined;
     const userDir = RED.settings.userDir ?? process.cwd();
@@ -86,10 +86,9 @@ module.exports = (RED: NodeAPI) => {
       outbox = o;
       pump = new OutboxPump<QueuedAlarm>({
         outbox: o,
-        // The seq follows the outbox id: stable across restarts and retransmissions.
-        deliver: (entry) => transmitter.deliver(entry.payload.body, dc09Seq(entry.id)).then(toOutcome),
+        deliver: (entry) => deliver(entry.payload, entry.id),
         onOutcome: (entry, outcome) => {
-          report(entry.payload.alarm, dc09Seq(entry.id), outcome);
+          report(entry.payload.alarm, entry.id, outcome);
           showStatus();
         },
         onError: (message) => node.error(message),
@@ -102,12 +101,23 @@ module.exports = (RED: NodeAPI) => {
       node.status({ fill: "red", shape: "ring", text: "outbox unusable" });
       node.error(`outbox cannot be opened, no alarm is accepted: ${String(err)}`);
     });
+    opened
+      .then((o) =>
+        channel.start({
+          busy: () => o.size > 0,
+          meta: { get: (k) => o.getMeta(k), set: (k, v) => o.setMeta(k, v) },
+        }),
+      )
+      .catch((err: unknown) => {
+        node.status({ fill: "red", shape: "ring", text: "line cannot start" });
+        node.error(`line-driver: ${String(err)}; alarms are kept in the outbox`);
+      });
 
     const statusTimer = setInterval(showStatus, 10_000); // keeps "last ACK N s ago" true
 
     function showStatus(): void {
       const queued = outbox?.size ?? 0;
-      const s = transmitterState;
+      const s = lineState;
       if (!s) node.status({ fill: "grey", shape: "dot", text: `queued ${queued}` });
       else if (s.kind === "ok") {
         const age = Math.round((Date.now() - s.lastAckAt) / 1000);
@@ -115,13 +125,33 @@ module.exports = (RED: NodeAPI) => {
       } else node.status({ fill: "red", shape: "ring", text: `failing: ${s.reason}; queued ${queued}`.slice(0, 90) });
     }
 
-    function report(alarm: AlarmEvent, seq: number, outcome: PumpOutcome): void {
+    // An entry queued under the other protocol (the node was reconfigured) is built again from its alarm.
+    async function deliver(queued: QueuedAlarm, id: number): Promise<PumpOutcome> {
+      let body = queued.body;
+      if ((queued.protocol ?? "dc09") !== channel.protocol) {
+        try {
+          body = channel.prepare(queued.alarm);
+        } catch (err) {
+          if (!(err instanceof AlarmNotExpressibleError)) throw err;
+          return {
+            kind: "failed",
+            via: channel.protocol,
+            address: "",
+            reason: `queued before a reconfiguration: ${err.message}`,
+          };
+        }
+      }
+      return channel.deliver(body, id);
+    }
+
+    function report(alarm: AlarmEvent, id: number, outcome: PumpOutcome): void {
+      const seq = channel.protocol === "dc09" ? dc09Seq(id) : undefined;
       if (outcome.kind === "delivered") {
         const { via, address, sends } = outcome;
         const latencyMs = Math.round(outcome.latencyMs);
         node.send({
           topic: "delivered",
-          payload: { status: "delivered", receiver: via, address, latencyMs, seq, sends },
+          payload: { status: "delivered", protocol: channel.protocol, receiver: via, address, latencyMs, seq, sends },
           alarm,
         } as never);
         return;
@@ -130,30 +160,10 @@ module.exports = (RED: NodeAPI) => {
       const { via, address, reason } = outcome;
       node.send({
         topic: "failed",
-        payload: { status: "failed", receiver: via, address, reason, seq },
+        payload: { status: "failed", protocol: channel.protocol, receiver: via, address, reason, seq },
         alarm,
       } as never);
     }
-
-    const supervisionMs = positive(def.supervision, 0) * 1000;
-    const supervisor =
-      supervisionMs > 0
-        ? setInterval(
-            () => {
-              if (Date.now() - transmitter.lastSentAt < supervisionMs || (outbox?.size ?? 0) > 0) return;
-              const seq = Number(outbox?.getMeta("nullSeq") ?? "0") + 1;
-              outbox
-                ?.setMeta("nullSeq", String(seq % 9999))
-                .catch((err: unknown) => node.warn(`outbox: ${String(err)}`));
-              void transmitter
-                .supervise(((seq - 1) % 9999) + 1, def.supervisionAccount?.trim() || "0000")
-                .then((ok) => {
-                  if (!ok) node.warn("link test (NULL) not acknowledged");
-                });
-            },
-            Math.min(supervisionMs, 10_000),
-          )
-        : undefined;
 
     node.on("input", (msg: NodeMessageInFlow, _send, done) => {
       accept(msg).then(
@@ -166,28 +176,31 @@ module.exports = (RED: NodeAPI) => {
       const alarm = (msg as { alarm?: AlarmEvent }).alarm;
       if (!alarm || typeof alarm !== "object")
         throw new Error("msg.alarm is missing: connect a data-map before the line-driver");
-      let body: MessageBody;
+      let body: unknown;
       try {
-        body = frameBody(alarm, def);
+        body = channel.prepare(alarm);
       } catch (err) {
-        if (!(err instanceof Dc09DataError)) throw err;
+        if (!(err instanceof AlarmNotExpressibleError)) throw err;
         // It can never be sent as it is: say why, send it to review, never truncate it.
         await settleEmail(RED, msg, "rejected");
-        node.send({ topic: "failed", payload: { status: "refused", reason: err.message }, alarm } as never);
+        node.send({
+          topic: "failed",
+          payload: { status: "refused", protocol: channel.protocol, reason: err.message },
+          alarm,
+        } as never);
         throw new Error(`alarm refused: ${err.message}`);
       }
       const box = await opened;
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream.
-      await box.accept({ body, alarm }, alarm.source?.messageId ?? null);
+      await box.accept({ protocol: channel.protocol, body, alarm }, alarm.source?.messageId ?? null);
       await settleEmail(RED, msg, "accepted");
       showStatus();
       pump?.wake();
     }
 
     node.on("close", (done: () => void) => {
-      clearInterval(supervisor);
       clearInterval(statusTimer);
-      transmitter.stop();
+      channel.stop();
       Promise.resolve(pump?.stop())
         .then(() => opened)
         .then((o) => o.close())
@@ -204,42 +217,71 @@ module.exports = (RED: NodeAPI) => {
   );
 };
 
-function frameBody(alarm: AlarmEvent, def: LineDriverDef): MessageBody {
-  const format = def.format === "SIA" || def.format === "CID" ? def.format : alarm.eventFormat;
-  const forDc09 = {
-    ...alarm,
-    eventFormat: format,
-    eventCode: format === "CID" ? (alarm.cidEvent ?? alarm.eventCode) : (alarm.siaCode ?? alarm.eventCode),
-  };
-  const id: Dc09Id = format === "CID" ? "ADM-CID" : "SIA-DCS";
-  const data = format === "CID" ? admCidData(forDc09) : siaDcsData(forDc09);
-  const extended: { kind: string; value: string }[] = [];
-  if (def.sendText && alarm.text) extended.push({ kind: "I", value: asciiOnly(alarm.text).slice(0, 200) });
-  if (def.sendTime && alarm.occurredAt) extended.push({ kind: "H", value: formatDc09Time(new Date(alarm.occurredAt)) });
-  const link = (alarm as { verificationUrl?: unknown }).verificationUrl;
-  if (def.sendLink && typeof link === "string" && /^https?:\/\/[\x21-\x7e]+$/.test(link))
-    extended.push({ kind: "V", value: link });
-  return { id, account: alarm.account, data, extended };
+type Log = (level: "info" | "warn" | "error", message: string) => void;
+
+function dc09Channel(
+  def: LineDriverDef,
+  node: Node<LineDriverCredentials>,
+  log: Log,
+  onState: (s: LineState) => void,
+): Dc09Channel {
+  let key: Buffer | undefined;
+  try {
+    key = node.credentials?.key ? parseDc09Key(node.credentials.key).key : undefined;
+  } catch (err) {
+    throw new Error(`AES key invalid: ${String((err as Error).message)}`);
+  }
+  const port = Number(def.port);
+  if (!def.host?.trim() || !(port > 0 && port < 65536)) throw new Error("enter the receiver's host and port");
+  const backupPort = Number(def.backupPort);
+  return new Dc09Channel({
+    primary: { host: def.host.trim(), port },
+    backup: def.backupHost?.trim() && backupPort > 0 ? { host: def.backupHost.trim(), port: backupPort } : undefined,
+    transport: def.transport === "udp" ? "udp" : "tcp",
+    key,
+    receiver: def.receiver?.trim() || undefined,
+    prefix: def.prefix?.trim() || "0",
+    ackTimeoutMs: positive(def.ackTimeout, 5) * 1000,
+    attemptsPerReceiver: Math.round(positive(def.attempts, 3)),
+    backoff: { initialMs: 1000, maxMs: 60_000 },
+    format: def.format,
+    sendText: def.sendText,
+    sendTime: def.sendTime,
+    sendLink: def.sendLink,
+    supervisionMs: positive(def.supervision, 0) * 1000,
+    supervisionAccount: def.supervisionAccount?.trim() || "0000",
+    log,
+    onState,
+  });
 }
 
-/** DC-09 frames carry ASCII only: transliterate accents, drop the rest and the frame brackets. */
-function asciiOnly(text: string): string {
-  return text
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .replace(/[^\x20-\x7e]|[[\]]/g, " ")
-    .replace(/\s+/g, " ")
-    .trim();
+function surgardChannel(def: LineDriverDef, log: Log, onState: (s: LineState) => void): SurgardChannel {
+  const role = def.sgRole === "client" ? "client" : "server";
+  const port = Number(def.sgPort || (role === "server" ? 1025 : ""));
+  if (!(port > 0 && port < 65536)) throw new Error("enter the automation software's port");
+  if (role === "client" && !def.sgHost?.trim()) throw new Error("enter the automation software's host");
+  const ackTimeout = positive(def.sgAckTimeout, 4);
+  if (ackTimeout > 10) throw new Error("ACK timeout is at most 10 s");
+  const digits = Number(def.sgLineDigits) === 1 ? 1 : 3;
+  return new SurgardChannel({
+    role,
+    host: def.sgHost?.trim() ?? "",
+    port,
+    line: { receiver: wholeNumber(def.sgReceiver, 1), line: wholeNumber(def.sgLine, 1), lineDigits: digits },
+    format: def.format,
+    accountDigits: def.sgAccountDigits === "4" ? 4 : def.sgAccountDigits === "10" ? 10 : "auto",
+    ackTimeoutMs: ackTimeout * 1000,
+    attempts: Math.round(positive(def.sgAttempts, 3)),
+    heartbeatMs: positive(def.sgHeartbeat, 30) * 1000,
+    log,
+    onState,
+  });
 }
 
-function dc09Seq(outboxId: number): number {
-  return ((outboxId - 1) % 9999) + 1;
-}
-
-function toOutcome(result: DeliveryResult): PumpOutcome {
-  return result.kind === "ack"
-    ? { kind: "delivered", via: result.via, address: result.address, latencyMs: result.latencyMs, sends: result.sends }
-    : { kind: "failed", via: result.via, address: result.address, reason: result.reason };
+function wholeNumber(value: string | number | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  return Number.isInteger(n) ? n : Number.NaN;
 }
 
 function positive(value: string | number | undefined, fallback: number): number {

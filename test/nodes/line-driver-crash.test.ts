@@ -6,10 +6,27 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type NodeRedProcess, startNodeRed } from "../helpers/node-red-process";
 import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
 import { RUN_DIR } from "../standin/paths";
+import { type SurgardAutomation, startAutomationServer } from "../standin/surgard-automation";
 
 const KILLS = 10;
+const SURGARD_KILLS = 5;
 
-function flow(receiverPort: number): object[] {
+const surgardDriver = (automationPort: number) => ({
+  protocol: "surgard",
+  format: "auto",
+  sgRole: "client",
+  sgHost: "127.0.0.1",
+  sgPort: automationPort,
+  sgReceiver: 1,
+  sgLine: 1,
+  sgLineDigits: "3",
+  sgAccountDigits: "auto",
+  sgAckTimeout: 2,
+  sgAttempts: 2,
+  sgHeartbeat: 30,
+});
+
+function flow(receiverPort: number, driver: object = {}): object[] {
   const z = "tab";
   return [
     { id: z, type: "tab", label: "crash" },
@@ -38,6 +55,7 @@ function flow(receiverPort: number): object[] {
       attempts: 2,
       supervision: 0,
       supervisionAccount: "0000",
+      ...driver,
       x: 400,
       y: 100,
       wires: [[]],
@@ -63,6 +81,75 @@ function alarm(n: number) {
     source: { messageId: `crash-${n}@test`, from: "panel@test", subject: "Alarm", receivedAt: null },
   };
 }
+
+/** Runs producers against a Node-RED that is killed at random moments; returns the alarms it accepted. */
+async function burstsWithKills(userDir: string, kills: number, deployed: object[]): Promise<Set<number>> {
+  const accepted = new Set<number>();
+  let next = 1;
+  for (let run = 0; run <= kills; run++) {
+    const red = await startNodeRed({ userDir, keepUserDir: run > 0 });
+    if (run === 0) await red.deploy(deployed);
+    if (run === kills) {
+      lastRed = red;
+      break; // the last start only drains the outbox
+    }
+    const url = `${red.url}/alarm`;
+    const stopAt = Date.now() + 200 + Math.random() * 800;
+    const producers = Array.from({ length: 8 }, async () => {
+      while (Date.now() < stopAt) {
+        const n = next++;
+        try {
+          const res = await fetch(url, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(alarm(n)),
+          });
+          if (res.status === 200) accepted.add(n);
+        } catch {
+          return; // the process is gone
+        }
+      }
+    });
+    await sleep(stopAt - Date.now());
+    await red.kill();
+    await Promise.all(producers);
+  }
+  return accepted;
+}
+
+let lastRed: NodeRedProcess | undefined;
+const zoneOf = (data: string) => Number(/Nri1\/BA(\d+)/.exec(data)?.[1]);
+
+describe("line-driver outbox under kill -9 (Sur-Gard)", () => {
+  let automation: SurgardAutomation & { port: number };
+  before(async () => {
+    automation = await startAutomationServer({ lineDigits: 3 });
+  });
+  after(async () => {
+    await lastRed?.stop();
+    await automation.close();
+  });
+
+  it(`delivers every accepted alarm after ${SURGARD_KILLS} kills at random moments`, async () => {
+    const userDir = join(RUN_DIR, "nr-line-driver-crash-surgard");
+    const accepted = await burstsWithKills(userDir, SURGARD_KILLS, flow(0, surgardDriver(automation.port)));
+    const delivered = () =>
+      automation.acked.filter((r) => r.packet.kind === "sia").map((r) => zoneOf(r.bytes.toString("latin1")));
+    await automation.waitFor(() => {
+      const zones = new Set(delivered());
+      return [...accepted].every((n) => zones.has(n));
+    }, 30_000);
+    const zones = delivered();
+    const lost = [...accepted].filter((n) => !zones.includes(n));
+    const duplicates = zones.length - new Set(zones).size;
+    console.log(
+      `# Sur-Gard: accepted ${accepted.size}, delivered ${new Set(zones).size}, lost ${lost.length}, duplicates ${duplicates}`,
+    );
+    assert.deepEqual(lost, []);
+    assert.ok(accepted.size > 50, `enough alarms accepted to mean something (${accepted.size})`);
+    assert.ok(duplicates <= SURGARD_KILLS, "at most the one alarm in flight per kill is repeated");
+  });
+});
 
 describe("line-driver outbox under kill -9", () => {
   let receiver: Dc09Receiver;

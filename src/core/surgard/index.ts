@@ -1,0 +1,21 @@
+// Sur-Gard automation output protocol (surgard.md): the packet codec.
+export {
+  ACK,
+  type AlarmForSurgard,
+  type ContactIdAccountDigits,
+  checkSurgardLine,
+  contactIdPacket,
+  DC4,
+  type DecodedSurgardPacket,
+  decodeSurgardPacket,
+  heartbeatPacket,
+  NAK,
+  SURGARD_MAX_PACKET_BYTES,
+  SURGARD_SIA_MAX_DATA_BYTES,
+  SurgardDataError,
+  type SurgardLine,
+  type SurgardLineDigits,
+  siaPacket,
+  splitSurgardPackets,
+  surgardPacket,
+} from "./packet";
