@@ -1,23 +1,29 @@
-// Node-RED adapter for the email-connector node: a MailboxWatcher per node, one message per
-// email, settlement through the node's input or by data-map / line-driver (see settle.ts).
+// Node-RED adapter for the email-connector node: one watcher per node (IMAP or Microsoft Graph,
+// same semantics), one message per email, settlement through the node's input or by data-map /
+// line-driver (see settle.ts).
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { GraphMailboxWatcher, type GraphWatcherState } from "./core/graph/graph-mailbox-watcher";
+import { GraphProgressStore } from "./core/graph/graph-progress-store";
 import {
   type EmailRef,
   MailboxWatcher,
   type Outcome,
   type TakeMode,
-  type WatcherState,
+  type WatchedEmail,
 } from "./core/mail/mailbox-watcher";
 import { ProgressStore, type ServerAction } from "./core/mail/progress-store";
-import { REQUIRED_ROLES } from "./core/oauth/cloud";
+import { REQUIRED_ROLES, type ResourceKind } from "./core/oauth/cloud";
 import type { O365OAuthConfigNode, TokenUser } from "./o365-oauth-config";
 import { type EmailConnectorNode, type EmailRefInMsg, settlementOf } from "./settle";
 
 interface EmailConnectorDef extends NodeDef {
   oauth: string;
+  transport: "imap" | "graph";
+  /** Graph: seconds between delta queries. */
+  graphPoll: string | number;
   mailbox: string;
   folder: string;
   take: TakeMode;
@@ -43,10 +49,12 @@ module.exports = (RED: NodeAPI) => {
       this.error(`email-connector not started: ${problems.join(" ")}`);
       return;
     }
-    const [host, portText] = config.outlookHost().split(":");
+    const transport = def.transport === "graph" ? "graph" : "imap";
+    const serverHost = transport === "graph" ? config.graphHost() : config.outlookHost();
+    const [host, portText] = serverHost.split(":");
     const mailbox = def.mailbox.trim();
     const folder = def.folder.trim() || "INBOX";
-    const folderKey = `${host}|${mailbox.toLowerCase()}|${folder}`;
+    const folderKey = `${transport === "graph" ? "graph|" : ""}${host}|${mailbox.toLowerCase()}|${folder}`;
     const owner = watchedFolders.get(folderKey);
     if (owner && owner !== this.id) {
       const text = `${mailbox}/${folder} is already watched by email-connector ${owner}`;
@@ -68,38 +76,55 @@ module.exports = (RED: NodeAPI) => {
       }
     }
     const userDir = RED.settings.userDir ?? process.cwd();
-    const role = REQUIRED_ROLES.imap.role;
-    const watcher = new MailboxWatcher({
-      endpoint: { host: host ?? "", port: Number(portText ?? 993) || 993, mailbox, ca },
+    const common = {
       folder,
-      take: def.take === "new" ? "new" : "unseen",
+      take: def.take === "new" ? ("new" as const) : ("unseen" as const),
       onAccepted: acceptedAction(def),
       reviewFolder: def.reviewFolder?.trim() || null,
       redeliverAfterMs: seconds(def.redeliverAfter, 600) * 1000,
-      pollIntervalMs: seconds(def.pollInterval, 60) * 1000,
       maxInFlight: 1000,
       maxInMemoryAttachmentBytes: seconds(def.maxInMemoryMB, 10) * 1024 * 1024,
       spoolDir: join(userDir, "alarm-gateway", "spool", this.id),
       backoff: { initialMs: 1000, maxMs: 60_000 },
-      commandTimeoutMs: 60_000,
-      tokens: {
-        get: () => config.getToken("outlook", role).then((t) => t.token),
-        renewAfterRejection: (rejected) => config.renewAfterRejection("outlook", rejected, role).then((t) => t.token),
-      },
-      // Keyed by what is watched too: pointing the node at another folder starts afresh.
-      store: new ProgressStore(
-        join(userDir, "alarm-gateway", `email-connector-${this.id}-${shortHash(folderKey)}.json`),
-      ),
-      emit: ({ ref, email, receivedAt }) => {
+      emit: ({ ref, email, receivedAt }: WatchedEmail) => {
         const emailRef: EmailRefInMsg = { connector: this.id, ...ref };
         const payload = { uid: ref.uid, ...email, receivedAt };
         this.send({ topic: email.subject, payload: email.text, email: payload, emailRef } as never);
       },
-      onState: (state) => this.status(statusOf(state, folder)),
-      log: (level, message) =>
+      onState: (state: GraphWatcherState) => this.status(statusOf(state, folder)),
+      log: (level: "info" | "warn" | "error", message: string) =>
         level === "info" ? this.log(message) : level === "warn" ? this.warn(message) : this.error(message),
-    });
-    config.register(this, "outlook");
+    };
+    // Keyed by what is watched too: pointing the node at another folder starts afresh.
+    const progressFile = join(userDir, "alarm-gateway", `email-connector-${this.id}-${shortHash(folderKey)}.json`);
+    const resource: ResourceKind = transport === "graph" ? "graph" : "outlook";
+    const role = transport === "graph" ? REQUIRED_ROLES.graphRead.role : REQUIRED_ROLES.imap.role;
+    const tokens = {
+      get: () => config.getToken(resource, role).then((t) => t.token),
+      renewAfterRejection: (rejected: string) =>
+        config.renewAfterRejection(resource, rejected, role).then((t) => t.token),
+    };
+    const watcher: Watcher =
+      transport === "graph"
+        ? new GraphMailboxWatcher({
+            ...common,
+            host: serverHost,
+            mailbox,
+            pollIntervalMs: seconds(def.graphPoll, 5) * 1000,
+            safetyCheckMs: seconds(def.pollInterval, 60) * 1000,
+            ca,
+            tokens,
+            store: new GraphProgressStore(progressFile),
+          })
+        : new MailboxWatcher({
+            ...common,
+            endpoint: { host: host ?? "", port: Number(portText ?? 993) || 993, mailbox, ca },
+            pollIntervalMs: seconds(def.pollInterval, 60) * 1000,
+            commandTimeoutMs: 60_000,
+            tokens,
+            store: new ProgressStore(progressFile),
+          });
+    config.register(this, resource);
     this.settle = (ref: EmailRef, outcome: Outcome) => watcher.settle(ref, outcome);
     watcher.start();
 
@@ -151,8 +176,21 @@ function seconds(value: string | number | undefined, fallback: number): number {
   return Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
-function statusOf(state: WatcherState, folder: string) {
+/** What the node needs of a watcher, whichever transport it uses. */
+interface Watcher {
+  start(): void;
+  stop(): Promise<void>;
+  settle(ref: EmailRef, outcome: Outcome): Promise<boolean>;
+}
+
+function statusOf(state: GraphWatcherState, folder: string) {
   switch (state.kind) {
+    case "throttled":
+      return {
+        fill: "yellow",
+        shape: "ring",
+        text: `throttled, retrying in ${Math.ceil(state.retryInMs / 1000)} s`,
+      } as const;
     case "connecting":
       return { fill: "yellow", shape: "ring", text: "connecting" } as const;
     case "watching":

@@ -22,6 +22,8 @@ export interface O365OAuthConfigNode extends Node<OAuthCredentialFields> {
   deregister(user: TokenUser): void;
   /** Exchange Online host (host or host:port): IMAP server and resource of IMAP tokens. */
   outlookHost(): string;
+  /** Microsoft Graph host (host or host:port): Graph base URL and resource of Graph tokens. */
+  graphHost(): string;
 }
 
 /** Node-RED's placeholder for a password credential the user did not change in the editor. */
@@ -62,6 +64,7 @@ module.exports = (RED: NodeAPI) => {
       if (state && !state.ok) showTokenState(user, kind, state);
     };
     this.outlookHost = () => (validation.ok ? validation.settings.cloud.outlookHost : "");
+    this.graphHost = () => (validation.ok ? validation.settings.cloud.graphHost : "");
     this.deregister = (user) => {
       users.delete(user);
     };

@@ -23,13 +23,19 @@ export async function startMailStack(
     viaProxy?: boolean;
     lifetimeSeconds?: number;
     extraFolders?: string[];
+    /** Graph host of the custom cloud (e.g. a Graph stand-in's host:port) besides Dovecot for IMAP. */
+    graphHost?: string;
     certs?: Parameters<typeof startDovecot>[0]["certs"];
   } = {},
 ): Promise<MailStack> {
   const imapsPort = await freePort();
   const proxyPort = opts.viaProxy ? await freePort() : undefined;
   const outlookHost = `127.0.0.1:${proxyPort ?? imapsPort}`;
-  const tenant = await startTestTenant({ outlookHost, lifetimeSeconds: opts.lifetimeSeconds });
+  const tenant = await startTestTenant({
+    outlookHost,
+    graphHost: opts.graphHost,
+    lifetimeSeconds: opts.lifetimeSeconds,
+  });
   const dovecot = await startDovecot({
     runDir: join(RUN_DIR, `dovecot-${name}`),
     certs: opts.certs ?? tenant.certs,

@@ -54,6 +54,8 @@ export async function startTestTenant(
   opts: {
     lifetimeSeconds?: number;
     outlookHost?: string;
+    /** Graph host of the custom cloud (base URL and token resource), e.g. a local Graph stand-in's host:port. */
+    graphHost?: string;
     port?: number;
     app?: Partial<AppRegistration>;
     extraApps?: AppRegistration[];
@@ -61,12 +63,13 @@ export async function startTestTenant(
 ): Promise<TestTenant> {
   const certs = ensureTestCertificates(CERT_DIR);
   const outlookHost = opts.outlookHost ?? OUTLOOK_HOST;
+  const graphHost = opts.graphHost ?? GRAPH_HOST;
   const app: AppRegistration = {
     clientId: CLIENT_ID,
     secret: CLIENT_SECRET,
     roles: {
       [`https://${outlookHost}`]: ["IMAP.AccessAsApp"],
-      [`https://${GRAPH_HOST}`]: ["Mail.ReadWrite", "Mail.Send"],
+      [`https://${graphHost}`]: ["Mail.ReadWrite", "Mail.Send"],
     },
     ...opts.app,
   };
@@ -74,7 +77,7 @@ export async function startTestTenant(
     certs,
     tokenLifetimeSeconds: opts.lifetimeSeconds ?? 3599,
     port: opts.port,
-    resources: [`https://${outlookHost}`, `https://${GRAPH_HOST}`],
+    resources: [`https://${outlookHost}`, `https://${graphHost}`],
     tenants: [{ id: TENANT_ID, domains: [TENANT_DOMAIN], apps: [app, ...(opts.extraApps ?? [])] }],
   });
   await entra.start();
@@ -89,7 +92,7 @@ export async function startTestTenant(
       cloud: "custom",
       authorityHost: entra.host,
       outlookHost,
-      graphHost: GRAPH_HOST,
+      graphHost,
     },
     credentials: { clientSecret: CLIENT_SECRET },
     stop: () => entra.stop(),
