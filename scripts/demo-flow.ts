@@ -9,9 +9,11 @@ export interface DemoEndpoints {
   receiverPort: number;
   /** The demo script's own page that drops a sample alarm email into the mailbox. */
   sendAlarmUrl: string;
+  /** How the connector reads the mailbox: IMAP (Dovecot stand-in) or Graph (Graph stand-in). */
+  transport?: "imap" | "graph";
 }
 
-export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl }: DemoEndpoints): object[] {
+export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl, transport = "imap" }: DemoEndpoints): object[] {
   const z = "demo-tab";
   return [
     { id: z, type: "tab", label: "Alarm gateway demo" },
@@ -27,7 +29,10 @@ export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl }: DemoEn
       type: "comment",
       z,
       name: "Click the inject button: a sample alarm email goes mailbox → connector → data-map → DC-09 receiver (ACK in the debug sidebar)",
-      info: "Entra ID, Exchange IMAP (Dovecot) and the DC-09 receiver are local stand-ins started by `npm start`.",
+      info:
+        transport === "graph"
+          ? "Entra ID, Microsoft Graph and the DC-09 receiver are local stand-ins started by `npm start`."
+          : "Entra ID, Exchange IMAP (Dovecot) and the DC-09 receiver are local stand-ins started by `npm start`.",
       x: 420,
       y: 40,
       wires: [],
@@ -59,7 +64,7 @@ export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl }: DemoEn
     {
       id: "demo-connector",
       z,
-      ...emailConnectorDef({ oauth: "demo-o365", mailbox }),
+      ...emailConnectorDef({ oauth: "demo-o365", mailbox, transport, graphPoll: 2 }),
       x: 190,
       y: 180,
       wires: [["demo-debug", "demo-map"]],
