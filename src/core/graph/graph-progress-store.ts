@@ -2,9 +2,8 @@
 // on but not settled yet (`pending`), and the settlements still to carry out or to remember.
 // The delta link only ever moves on in the same write that puts the emails it passed into
 // `pending`, and a settlement is written before the server is touched, so a restart neither
-// re-raises settled alarms nor skips unsettled ones. Written atomically like progress-store.ts.
-import { mkdir, open, readFile, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+// re-raises settled alarms nor skips unsettled ones. Written atomically (durable-json.ts).
+import { DurableJson } from "../durable-json";
 import type { ServerAction } from "../mail/progress-store";
 
 /** An email taken on (seen in a delta round or the unread listing) and not settled yet. */
@@ -46,88 +45,24 @@ export function emptyGraphProgress(): GraphFolderProgress {
   return { folderId: null, deltaLink: null, newSince: null, oldIds: [], nextUid: 1, pending: [], settled: [] };
 }
 
-export class GraphProgressStore {
-  private progress: GraphFolderProgress = emptyGraphProgress();
-  private writing: Promise<void> | undefined;
-  private dirty = false;
+function normalizeGraphProgress(parsed: Partial<GraphFolderProgress>): GraphFolderProgress {
+  const pending = Array.isArray(parsed.pending) ? parsed.pending : [];
+  const settled = Array.isArray(parsed.settled) ? parsed.settled : [];
+  const highest = Math.max(0, ...pending.map((p) => p.uid), ...settled.map((s) => s.uid));
+  return {
+    folderId: typeof parsed.folderId === "string" ? parsed.folderId : null,
+    deltaLink: typeof parsed.deltaLink === "string" ? parsed.deltaLink : null,
+    newSince: typeof parsed.newSince === "string" ? parsed.newSince : null,
+    oldIds: Array.isArray(parsed.oldIds) ? parsed.oldIds.filter((id) => typeof id === "string") : [],
+    // never hand out a number twice, even from a file edited by hand
+    nextUid: Math.max(typeof parsed.nextUid === "number" ? parsed.nextUid : 1, highest + 1),
+    pending,
+    settled,
+  };
+}
 
-  constructor(readonly path: string) {}
-
-  /** Reads the file; a missing file is a first start, an unreadable one is reported, not ignored. */
-  async load(): Promise<{ progress: GraphFolderProgress; problem?: string }> {
-    try {
-      const parsed = JSON.parse(await readFile(this.path, "utf8")) as Partial<GraphFolderProgress>;
-      const pending = Array.isArray(parsed.pending) ? parsed.pending : [];
-      const settled = Array.isArray(parsed.settled) ? parsed.settled : [];
-      const highest = Math.max(0, ...pending.map((p) => p.uid), ...settled.map((s) => s.uid));
-      this.progress = {
-        folderId: typeof parsed.folderId === "string" ? parsed.folderId : null,
-        deltaLink: typeof parsed.deltaLink === "string" ? parsed.deltaLink : null,
-        newSince: typeof parsed.newSince === "string" ? parsed.newSince : null,
-        oldIds: Array.isArray(parsed.oldIds) ? parsed.oldIds.filter((id) => typeof id === "string") : [],
-        // never hand out a number twice, even from a file edited by hand
-        nextUid: Math.max(typeof parsed.nextUid === "number" ? parsed.nextUid : 1, highest + 1),
-        pending,
-        settled,
-      };
-      return { progress: this.progress };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      this.progress = emptyGraphProgress();
-      if (code === "ENOENT") return { progress: this.progress };
-      return {
-        progress: this.progress,
-        problem: `progress file ${this.path} unreadable (${String(err)}): starting afresh`,
-      };
-    }
-  }
-
-  get current(): GraphFolderProgress {
-    return this.progress;
-  }
-
-  /** Changes the progress in memory; `save()` makes it durable. */
-  update(change: (p: GraphFolderProgress) => void): void {
-    change(this.progress);
-    this.dirty = true;
-  }
-
-  /** Resolves once every change made before the call is on disk; concurrent callers share writes. */
-  async save(): Promise<void> {
-    while (this.dirty || this.writing) {
-      if (this.writing) {
-        await this.writing;
-        continue;
-      }
-      this.dirty = false;
-      this.writing = this.write(JSON.stringify(this.progress))
-        .catch((err: unknown) => {
-          this.dirty = true; // not on disk: the next save tries again
-          throw err;
-        })
-        .finally(() => {
-          this.writing = undefined;
-        });
-      await this.writing;
-    }
-  }
-
-  private async write(text: string): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp`;
-    const file = await open(tmp, "w");
-    try {
-      await file.writeFile(text);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, this.path);
-    const dir = await open(dirname(this.path), "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+export class GraphProgressStore extends DurableJson<GraphFolderProgress> {
+  constructor(path: string) {
+    super(path, emptyGraphProgress, normalizeGraphProgress);
   }
 }

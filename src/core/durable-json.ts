@@ -1,0 +1,85 @@
+// A small JSON document kept on disk durably: written to a temp file, fsynced, renamed over the
+// old one and the directory fsynced, so a crash leaves either the old or the new version, whole.
+// Concurrent saves share writes. The connectors' progress files are built on it.
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { dirname } from "node:path";
+
+export class DurableJson<T> {
+  private value: T;
+  private writing: Promise<void> | undefined;
+  private dirty = false;
+
+  /** `normalize` turns what was read (any JSON) into a valid T, filling what is missing. */
+  constructor(
+    readonly path: string,
+    private readonly empty: () => T,
+    private readonly normalize: (parsed: Partial<T>) => T,
+  ) {
+    this.value = empty();
+  }
+
+  /** Reads the file; a missing file is a first start, an unreadable one is reported, not ignored. */
+  async load(): Promise<{ progress: T; problem?: string }> {
+    try {
+      this.value = this.normalize(JSON.parse(await readFile(this.path, "utf8")) as Partial<T>);
+      return { progress: this.value };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      this.value = this.empty();
+      if (code === "ENOENT") return { progress: this.value };
+      return {
+        progress: this.value,
+        problem: `progress file ${this.path} unreadable (${String(err)}): starting afresh`,
+      };
+    }
+  }
+
+  get current(): T {
+    return this.value;
+  }
+
+  /** Changes the document in memory; `save()` makes it durable. */
+  update(change: (value: T) => void): void {
+    change(this.value);
+    this.dirty = true;
+  }
+
+  /** Resolves once every change made before the call is on disk; concurrent callers share writes. */
+  async save(): Promise<void> {
+    while (this.dirty || this.writing) {
+      if (this.writing) {
+        await this.writing;
+        continue;
+      }
+      this.dirty = false;
+      this.writing = this.write(JSON.stringify(this.value))
+        .catch((err: unknown) => {
+          this.dirty = true; // not on disk: the next save tries again
+          throw err;
+        })
+        .finally(() => {
+          this.writing = undefined;
+        });
+      await this.writing;
+    }
+  }
+
+  private async write(text: string): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.tmp`;
+    const file = await open(tmp, "w");
+    try {
+      await file.writeFile(text);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.path);
+    const dir = await open(dirname(this.path), "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
