@@ -11,6 +11,7 @@ import { callsOf, helper, useUserDir } from "../helpers/connector-flow";
 import { emailConnectorDef } from "../helpers/flows";
 import { alarmEmail, type MailStack, startMailStack } from "../helpers/mail-stack";
 import { CLIENT_SECRET, MAILBOX } from "../helpers/tenant";
+import { until } from "../helpers/until";
 
 const dataMapNode = require("../../nodes/data-map.js");
 const configNode = require("../../nodes/o365-oauth-config.js");
@@ -41,14 +42,6 @@ async function loadDataMap(map: object | undefined): Promise<{ node: any; out: O
   helper.getNode("ok").on("input", (m: any) => out.alarms.push(m));
   helper.getNode("bad").on("input", (m: any) => out.rejected.push(m));
   return { node: helper.getNode("dm"), out };
-}
-
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail("timed out");
-    await sleep(10);
-  }
 }
 
 describe("data-map node", () => {

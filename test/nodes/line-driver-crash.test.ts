@@ -153,55 +153,28 @@ describe("line-driver outbox under kill -9 (Sur-Gard)", () => {
 
 describe("line-driver outbox under kill -9", () => {
   let receiver: Dc09Receiver;
-  let red: NodeRedProcess | undefined;
   const userDir = join(RUN_DIR, "nr-line-driver-crash");
   before(async () => {
     receiver = await startDc09Receiver({ behaviour: "ack" });
   });
   after(async () => {
-    await red?.stop();
+    await lastRed?.stop();
     await receiver.close();
   });
 
   it(`delivers every accepted alarm after ${KILLS} kills at random moments`, async () => {
-    const accepted = new Set<number>();
-    let next = 1;
-    for (let run = 0; run <= KILLS; run++) {
-      red = await startNodeRed({ userDir, keepUserDir: run > 0 });
-      if (run === 0) await red.deploy(flow(receiver.tcpPort));
-      if (run === KILLS) break; // the last start only drains the outbox
-      const url = `${red.url}/alarm`;
-      const stopAt = Date.now() + 200 + Math.random() * 800;
-      const producers = Array.from({ length: 8 }, async () => {
-        while (Date.now() < stopAt) {
-          const n = next++;
-          try {
-            const res = await fetch(url, {
-              method: "POST",
-              headers: { "Content-Type": "application/json" },
-              body: JSON.stringify(alarm(n)),
-            });
-            if (res.status === 200) accepted.add(n);
-          } catch {
-            return; // the process is gone
-          }
-        }
-      });
-      await sleep(stopAt - Date.now());
-      await red.kill();
-      await Promise.all(producers);
-    }
+    const accepted = await burstsWithKills(userDir, KILLS, flow(receiver.tcpPort));
     await receiver.waitFor((r) => {
-      const zones = new Set(r.map((e) => Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1])));
+      const zones = new Set(r.map((e) => zoneOf(e.frame.data ?? "")));
       return [...accepted].every((n) => zones.has(n));
     }, 30_000);
-    const zones = receiver.acked.map((e) => Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1]));
+    const zones = receiver.acked.map((e) => zoneOf(e.frame.data ?? ""));
     const duplicates = zones.length - new Set(zones).size;
     // A repeat after a crash is a retransmission with the same sequence number, which a receiver
     // recognises as such: each alarm is raised once at the centre.
     const seqsByZone = new Map<number, Set<number>>();
     for (const e of receiver.acked) {
-      const zone = Number(/Nri1\/BA(\d+)/.exec(e.frame.data ?? "")?.[1]);
+      const zone = zoneOf(e.frame.data ?? "");
       seqsByZone.set(zone, (seqsByZone.get(zone) ?? new Set()).add(e.frame.seq));
     }
     assert.deepEqual(

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { callsOf, helper, useUserDir } from "../helpers/connector-flow";
+import { until } from "../helpers/until";
 import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
 
 const lineDriverNode = require("../../nodes/line-driver.js");
@@ -60,14 +61,6 @@ async function loadDriver(props: Record<string, unknown>, credentials: Record<st
   const outcomes: any[] = [];
   helper.getNode("out").on("input", (m: any) => outcomes.push(m));
   return { node: helper.getNode("ld") as any, outcomes };
-}
-
-async function until(check: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 describe("line-driver (SIA DC-09)", () => {

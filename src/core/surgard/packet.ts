@@ -1,6 +1,6 @@
 // Sur-Gard automation output packets (surgard.md "Packet"; DSC form 7-3005 Rev 161): pure encode/decode, no I/O.
 //   <protocol id><RR><L or LLL><data><DC4>, answered with one byte: ACK 0x06 or NAK 0x15. No checksum.
-import { admCidData, Dc09DataError, siaDcsData } from "../dc09/event-data";
+import { type AlarmForDc09, admCidData, Dc09DataError, siaDcsData } from "../dc09/event-data";
 
 export const DC4 = 0x14;
 export const ACK = 0x06;
@@ -23,15 +23,8 @@ export interface SurgardLine {
  */
 export type ContactIdAccountDigits = "auto" | 4 | 10;
 
-export interface AlarmForSurgard {
-  account: string;
-  eventCode: string;
-  eventFormat: "SIA" | "CID";
-  qualifier?: "new" | "restore" | "previous";
-  zone?: number | null;
-  area?: number | null;
-  user?: number | null;
-}
+/** The same alarm fields as DC-09 carries. */
+export type AlarmForSurgard = AlarmForDc09;
 
 /** The alarm cannot be expressed in Sur-Gard: the message names the field and why (nothing is ever truncated). */
 export class SurgardDataError extends Error {
