@@ -10,6 +10,7 @@ import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { OutboxPump, type PumpOutcome } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
 import { Outbox } from "./core/outbox/outbox";
+import { registerLineDriverTest } from "./line-driver-test";
 import { settleEmail } from "./settle";
 
 interface LineDriverDef extends NodeDef {
@@ -215,6 +216,7 @@ module.exports = (RED: NodeAPI) => {
       credentials: { key: { type: "password" } },
     },
   );
+  registerLineDriverTest(RED);
 };
 
 type Log = (level: "info" | "warn" | "error", message: string) => void;

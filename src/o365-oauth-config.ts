@@ -4,6 +4,7 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import type { ResourceKind } from "./core/oauth/cloud";
 import { diagnoseOAuth, invalidSettingsDiagnosis } from "./core/oauth/diagnosis";
+import type { MailTransport } from "./core/oauth/mailbox-checks";
 import { type OAuthConfigFields, type OAuthCredentialFields, validateOAuthSettings } from "./core/oauth/settings";
 import { TokenError } from "./core/oauth/token-errors";
 import { type AccessToken, TokenProvider, type TokenState } from "./core/oauth/token-provider";
@@ -91,14 +92,21 @@ module.exports = (RED: NodeAPI) => {
     },
   );
 
-  // The editor's Test button. Secrets the user did not retype come from the stored
-  // credentials of the deployed node; none is ever sent back.
+  // The editor's Test button, before or after deploy: the values in the dialog; secrets the user
+  // did not retype come from the stored credentials of the deployed node; none is ever sent back.
   RED.httpAdmin.post(
     "/o365-oauth-config/test",
     RED.auth.needsPermission("o365-oauth-config.write"),
     async (req, res) => {
       try {
-        const body = (req.body ?? {}) as OAuthConfigFields & { id?: string; credentials?: OAuthCredentialFields };
+        const body = (req.body ?? {}) as OAuthConfigFields & {
+          id?: string;
+          credentials?: OAuthCredentialFields;
+          /** Optional: the mailbox to log in to, as the email-connector will. Never stored. */
+          mailbox?: string;
+          /** "imap", "graph" or "both": what the connectors use. */
+          via?: string;
+        };
         const stored = (body.id ? RED.nodes.getCredentials(body.id) : undefined) as OAuthCredentialFields | undefined;
         const given = body.credentials ?? {};
         const pick = (k: keyof OAuthCredentialFields) =>
@@ -110,7 +118,10 @@ module.exports = (RED: NodeAPI) => {
         };
         const validation = validateOAuthSettings(body, creds);
         const diagnosis = validation.ok
-          ? await diagnoseOAuth(validation.settings)
+          ? await diagnoseOAuth(validation.settings, {
+              mailbox: typeof body.mailbox === "string" ? body.mailbox : undefined,
+              transports: transportsOf(body.via),
+            })
           : invalidSettingsDiagnosis(validation.problems);
         res.json(diagnosis);
       } catch (err) {
@@ -120,3 +131,9 @@ module.exports = (RED: NodeAPI) => {
     },
   );
 };
+
+function transportsOf(via: unknown): MailTransport[] | undefined {
+  if (via === "imap" || via === "graph") return [via];
+  if (via === "both") return ["imap", "graph"];
+  return undefined;
+}

@@ -6,6 +6,8 @@ export function emailConnectorDef(props: Record<string, unknown> = {}): { type: 
   return {
     type: "email-connector",
     name: "",
+    transport: "imap",
+    graphPoll: 5,
     mailbox: MAILBOX,
     folder: "INBOX",
     take: "unseen",

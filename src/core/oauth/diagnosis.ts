@@ -1,10 +1,19 @@
-// What the editor's Test button reports: a checklist, each line with the exact fix.
+// What the editor's Test button reports: a checklist, each line with the exact fix. Token and
+// roles first; then, given a mailbox, the login the email-connector will make (IMAP and/or Graph).
 import { hostOf, REQUIRED_ROLES, type ResourceKind, resourceOf } from "./cloud";
+import {
+  checkGraphMailbox,
+  checkImapMailbox,
+  MAILBOX_PATTERN,
+  type MailTransport,
+  mailboxCheckId,
+} from "./mailbox-checks";
 import type { OAuthSettings } from "./settings";
 import { TokenError } from "./token-errors";
 import { adminConsentUrl, TokenProvider } from "./token-provider";
 
-export type CheckState = "pass" | "fail" | "warn";
+/** "skip": not tried, because an earlier line must be fixed first (or nothing was asked). */
+export type CheckState = "pass" | "fail" | "warn" | "skip";
 
 export interface DiagnosisCheck {
   id: string;
@@ -12,12 +21,24 @@ export interface DiagnosisCheck {
   state: CheckState;
   detail: string;
   fix?: string;
+  /** Commands an administrator runs, filled in with this app's values. */
+  commands?: string[];
+  /** Only matters for this transport: a failure is a warning when the other one is used. */
+  transport?: MailTransport;
 }
 
 export interface Diagnosis {
   ok: boolean;
   checks: DiagnosisCheck[];
   consentUrl?: string;
+}
+
+export interface DiagnosisOptions {
+  timeoutMs?: number;
+  /** Mailbox to log in to; without it only tokens and roles are checked. */
+  mailbox?: string;
+  /** Transports the gateway uses (default: both): the other one's problems are warnings. */
+  transports?: MailTransport[];
 }
 
 export function invalidSettingsDiagnosis(problems: string[]): Diagnosis {
@@ -27,18 +48,28 @@ export function invalidSettingsDiagnosis(problems: string[]): Diagnosis {
   };
 }
 
-/** Acquires a token per resource with a throw-away MSAL application and checks the granted roles. */
-export async function diagnoseOAuth(settings: OAuthSettings, timeoutMs = 15_000): Promise<Diagnosis> {
+const TRANSPORT_OF: Record<ResourceKind, MailTransport> = { outlook: "imap", graph: "graph" };
+const ROLE_TRANSPORT: Record<keyof typeof REQUIRED_ROLES, MailTransport> = {
+  imap: "imap",
+  graphRead: "graph",
+  graphSend: "graph",
+};
+
+/** Acquires a token per resource with a throw-away MSAL application, checks the roles, then the mailbox. */
+export async function diagnoseOAuth(settings: OAuthSettings, options: DiagnosisOptions = {}): Promise<Diagnosis> {
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const transports = options.transports?.length ? options.transports : (["imap", "graph"] as MailTransport[]);
   const provider = new TokenProvider(settings, { timeoutMs });
   const consentUrl = adminConsentUrl(settings.cloud.authorityHost, settings.tenant, settings.clientId);
   const checks: DiagnosisCheck[] = [];
   const roles = new Map<ResourceKind, string[] | TokenError>();
   for (const kind of ["outlook", "graph"] as const) {
     const resource = resourceOf(hostOf(settings.cloud, kind));
+    const transport = TRANSPORT_OF[kind];
     try {
       const token = await provider.getToken(kind);
       roles.set(kind, token.roles);
-      checks.push({ id: `token-${kind}`, label: `Token for ${resource}`, state: "pass", detail: "issued" });
+      checks.push({ id: `token-${kind}`, label: `Token for ${resource}`, state: "pass", detail: "issued", transport });
     } catch (err) {
       const e =
         err instanceof TokenError
@@ -51,12 +82,16 @@ export async function diagnoseOAuth(settings: OAuthSettings, timeoutMs = 15_000)
         state: "fail",
         detail: e.statusText,
         fix: e.hint,
+        transport,
       });
       // The same credential problem fails every resource alike: one line says it.
       if (!e.transient && e.code !== "AADSTS500011") break;
     }
   }
-  for (const [use, { resource, role }] of Object.entries(REQUIRED_ROLES)) {
+  for (const [use, { resource, role }] of Object.entries(REQUIRED_ROLES) as [
+    keyof typeof REQUIRED_ROLES,
+    (typeof REQUIRED_ROLES)[keyof typeof REQUIRED_ROLES],
+  ][]) {
     const granted = roles.get(resource);
     if (!Array.isArray(granted)) continue;
     const ok = granted.includes(role);
@@ -67,11 +102,58 @@ export async function diagnoseOAuth(settings: OAuthSettings, timeoutMs = 15_000)
       detail: ok ? "admin consent granted" : "not granted (admin consent missing)",
       fix: ok
         ? undefined
-        : `Add the application permission ${role} to the app registration and have an administrator grant consent (link below).`,
+        : `Add the application permission ${role} to the app registration and have an administrator grant consent with the consent link.`,
+      transport: ROLE_TRANSPORT[use],
     });
   }
-  const hasRole = (use: keyof typeof REQUIRED_ROLES) =>
-    checks.some((c) => c.id === `role-${use}` && c.state === "pass");
-  const ok = hasRole("imap") || hasRole("graphRead");
+
+  const mailbox = options.mailbox?.trim();
+  if (mailbox) {
+    for (const transport of transports) {
+      checks.push(await mailboxCheck(settings, provider, mailbox, transport, checks, timeoutMs));
+    }
+  }
+
+  // What only the unused transport needs is worth knowing, not a reason to say "not ready".
+  for (const c of checks) {
+    if (c.transport && !transports.includes(c.transport) && c.state === "fail") {
+      c.state = "warn";
+      c.detail += ` (needed only for ${c.transport === "imap" ? "IMAP" : "Graph"})`;
+    }
+  }
+  const ok = checks.every((c) => c.state !== "fail") && checks.some((c) => c.state === "pass");
   return { ok, checks, consentUrl };
+}
+
+async function mailboxCheck(
+  settings: OAuthSettings,
+  provider: TokenProvider,
+  mailbox: string,
+  transport: MailTransport,
+  earlier: DiagnosisCheck[],
+  timeoutMs: number,
+): Promise<DiagnosisCheck> {
+  const id = mailboxCheckId(transport);
+  const name = transport === "imap" ? "IMAP" : "Graph";
+  const label = `Mailbox login over ${name} (${mailbox})`;
+  if (!MAILBOX_PATTERN.test(mailbox)) {
+    return { id, label, state: "fail", transport, detail: `"${mailbox}" is not an email address` };
+  }
+  // Exchange refuses a token without the role exactly as it refuses an unknown app: the role line says which.
+  const role = transport === "imap" ? REQUIRED_ROLES.imap : REQUIRED_ROLES.graphRead;
+  const prerequisite = earlier.find((c) => c.id === `role-${transport === "imap" ? "imap" : "graphRead"}`);
+  if (prerequisite?.state !== "pass") {
+    return {
+      id,
+      label,
+      state: "skip",
+      transport,
+      detail: prerequisite
+        ? `not tried until ${role.role} is granted`
+        : `not tried: no token for ${resourceOf(hostOf(settings.cloud, role.resource))}`,
+    };
+  }
+  return transport === "imap"
+    ? checkImapMailbox(settings, provider, mailbox, { timeoutMs })
+    : checkGraphMailbox(settings, provider, mailbox, { timeoutMs });
 }

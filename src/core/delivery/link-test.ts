@@ -1,0 +1,270 @@
+// The line-driver editor's Test button: one link test to the receiver with the values in the
+// dialog, reported as the receiver answered (ACK / NAK / DUH / nothing) with the round trip.
+// DC-09 sends a NULL message (dc09.md "Link test"); Sur-Gard sends a heartbeat (surgard.md).
+import { randomInt } from "node:crypto";
+import { type Dc09Response, encodeDc09 } from "../dc09";
+import { Dc09Link, type LinkTransport, type ReceiverAddress } from "../dc09/link";
+import { heartbeatPacket, type SurgardLine } from "../surgard/packet";
+import { SurgardLink } from "../surgard/surgard-link";
+
+export type LinkTestAnswer = "ACK" | "NAK" | "DUH" | "RSP" | "none";
+
+export interface LinkTestLine {
+  /** Which receiver: "primary", "backup" or "automation". */
+  receiver: string;
+  address: string;
+  answer: LinkTestAnswer;
+  ok: boolean;
+  /** Round trip from the send to the answer. */
+  rttMs?: number;
+  detail: string;
+  fix?: string;
+}
+
+export interface LinkTestResult {
+  ok: boolean;
+  protocol: "dc09" | "surgard";
+  lines: LinkTestLine[];
+  /** Said instead of (or besides) a test, e.g. for a Sur-Gard line the automation dials in on. */
+  note?: string;
+}
+
+export interface Dc09LinkTestOptions {
+  address: ReceiverAddress;
+  transport: LinkTransport;
+  key?: Buffer;
+  receiver?: string;
+  prefix: string;
+  /** Account of the NULL message: the line-driver's supervision account. */
+  account: string;
+  timeoutMs: number;
+  /** Test label: "primary" or "backup". */
+  role: string;
+}
+
+/** One NULL message; a NAK that carries the receiver's time is answered as the line-driver does: resent once on its time. */
+export async function testDc09Receiver(o: Dc09LinkTestOptions): Promise<LinkTestLine> {
+  const address = `${o.address.host}:${o.address.port} (${o.transport.toUpperCase()})`;
+  const link = new Dc09Link(o.address, o.transport, o.key);
+  const seq = randomInt(1, 10_000);
+  let clockOffsetMs: number | undefined;
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const frame = encodeDc09(
+        {
+          id: "NULL",
+          seq,
+          receiver: o.receiver,
+          prefix: o.prefix,
+          account: o.account,
+          timestamp: new Date(Date.now() + (clockOffsetMs ?? 0)),
+        },
+        { key: o.key },
+      );
+      const started = performance.now();
+      let response: Dc09Response;
+      try {
+        response = await link.exchange(frame, seq, o.timeoutMs);
+      } catch (err) {
+        const reason = plainReason(err);
+        return {
+          receiver: o.role,
+          address,
+          answer: "none",
+          ok: false,
+          detail: reason,
+          fix: /refused|ENOTFOUND|EAI_AGAIN|timed out|unreachable/i.test(reason)
+            ? "Check the host, port and transport (TCP/UDP), and that a firewall lets the gateway reach the receiver."
+            : o.key
+              ? "The receiver stayed silent: check the AES key (a receiver that cannot decrypt a frame does not answer), the receiver and line numbers, and the port."
+              : "The receiver stayed silent: check the port and transport, the receiver and line numbers, and whether the receiver requires encryption.",
+        };
+      }
+      const rttMs = Math.round(performance.now() - started);
+      if (response.kind === "NAK" && response.timestamp && attempt === 0) {
+        clockOffsetMs = response.timestamp.getTime() - Date.now();
+        continue;
+      }
+      const clockNote =
+        clockOffsetMs === undefined
+          ? ""
+          : ` after a NAK: the receiver's clock differs from ours by ${Math.round(clockOffsetMs / 1000)} s, and the line-driver corrects its time stamps the same way`;
+      return describeDc09Answer(response, o, address, rttMs, clockNote);
+    }
+    return {
+      receiver: o.role,
+      address,
+      answer: "NAK",
+      ok: false,
+      detail: "NAK twice, also with the receiver's own time",
+      fix: "The receiver refuses the message, not the time: check the AES key, receiver and line numbers and the account.",
+    };
+  } finally {
+    link.close();
+  }
+}
+
+function describeDc09Answer(
+  response: Dc09Response,
+  o: Dc09LinkTestOptions,
+  address: string,
+  rttMs: number,
+  clockNote: string,
+): LinkTestLine {
+  const base = { receiver: o.role, address, answer: response.kind, rttMs };
+  switch (response.kind) {
+    case "ACK":
+    case "RSP":
+      return { ...base, ok: true, detail: `${response.kind} in ${rttMs} ms${clockNote}` };
+    case "DUH":
+      return {
+        ...base,
+        ok: false,
+        detail: `DUH in ${rttMs} ms: the receiver does not accept this message`,
+        fix: `Check the receiver number (R${o.receiver ?? ""}), line prefix (L${o.prefix}) and the link-test account (${o.account}) the receiver expects, and whether it requires encryption.`,
+      };
+    case "NAK":
+      return {
+        ...base,
+        ok: false,
+        detail: `NAK in ${rttMs} ms without the receiver's time`,
+        fix: "The receiver refused the frame: check the AES key and the receiver's time window.",
+      };
+  }
+}
+
+export interface SurgardClientTestOptions {
+  host: string;
+  port: number;
+  line: SurgardLine;
+  timeoutMs: number;
+}
+
+/** Client role: connect to the automation software and send one heartbeat. */
+export async function testSurgardClient(o: SurgardClientTestOptions): Promise<LinkTestLine> {
+  const link = new SurgardLink({ role: "client", host: o.host, port: o.port });
+  const address = `${o.host}:${o.port}`;
+  try {
+    return await heartbeatOver(link, o.line, o.timeoutMs, address);
+  } finally {
+    link.close();
+  }
+}
+
+export interface SurgardServerTestOptions {
+  host: string;
+  port: number;
+  line: SurgardLine;
+  timeoutMs: number;
+  /** How long to wait for the automation software to connect to our port. */
+  waitMs: number;
+}
+
+/**
+ * Server role: the automation software dials in. If the port is free (not deployed yet), listen
+ * for a while; when the automation connects, send it one heartbeat. If the deployed line-driver
+ * holds the port, the live line is its own: report that, and the editor shows the node's status.
+ */
+export async function testSurgardServer(o: SurgardServerTestOptions): Promise<LinkTestResult> {
+  const where = `${o.host || "all addresses"} port ${o.port}`;
+  let connected: (remote: string) => void = () => undefined;
+  const arrived = new Promise<string>((resolve) => {
+    connected = resolve;
+  });
+  const link = new SurgardLink({ role: "server", host: o.host, port: o.port, onConnected: (r) => connected(r) });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    try {
+      await link.listen();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      return {
+        ok: code === "EADDRINUSE",
+        protocol: "surgard",
+        lines: [],
+        note:
+          code === "EADDRINUSE"
+            ? `Port ${o.port} is in use, normally by the deployed line-driver: the automation software connects to us, so test the line from its side (its Sur-Gard line driver should show the line up and our heartbeats acknowledged).`
+            : `Cannot listen on ${where}: ${(err as Error).message}`,
+      };
+    }
+    const remote = await Promise.race([
+      arrived,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), o.waitMs);
+      }),
+    ]);
+    if (remote === undefined) {
+      return {
+        ok: false,
+        protocol: "surgard",
+        lines: [
+          {
+            receiver: "automation",
+            address: where,
+            answer: "none",
+            ok: false,
+            detail: `no automation software connected to ${where} within ${Math.round(o.waitMs / 1000)} s`,
+            fix: `The automation software connects to us: point its Sur-Gard line driver at this machine, port ${o.port}, and test from its side; or check a firewall in between.`,
+          },
+        ],
+      };
+    }
+    const line = await heartbeatOver(link, o.line, o.timeoutMs, `${remote} (connected to ${where})`);
+    return { ok: line.ok, protocol: "surgard", lines: [line] };
+  } finally {
+    clearTimeout(timer);
+    link.close();
+  }
+}
+
+async function heartbeatOver(
+  link: SurgardLink,
+  line: SurgardLine,
+  timeoutMs: number,
+  address: string,
+): Promise<LinkTestLine> {
+  const started = performance.now();
+  try {
+    const answer = await link.exchange(heartbeatPacket(line), timeoutMs);
+    const rttMs = Math.round(performance.now() - started);
+    return answer === "ACK"
+      ? { receiver: "automation", address, answer, ok: true, rttMs, detail: `heartbeat ACK in ${rttMs} ms` }
+      : {
+          receiver: "automation",
+          address,
+          answer,
+          ok: false,
+          rttMs,
+          detail: `heartbeat NAK in ${rttMs} ms`,
+          fix: "The automation software reads the line but refuses our heartbeat: check the receiver number (RR), the line number and the 1- or 3-digit line setting its driver expects.",
+        };
+  } catch (err) {
+    const reason = plainReason(err);
+    return {
+      receiver: "automation",
+      address,
+      answer: "none",
+      ok: false,
+      detail: reason,
+      fix: /connect/i.test(reason)
+        ? "Check the automation software's host and port, that its Sur-Gard line driver listens, and the firewall."
+        : "Connected, but the heartbeat got no ACK: check that this port belongs to a Sur-Gard (System III/5 or MLR2) line driver.",
+    };
+  }
+}
+
+/** A socket error as a sentence, keeping the system code for whoever searches it. */
+function plainReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const known: [RegExp, string][] = [
+    [/ECONNREFUSED/, "connection refused: nothing listens on that port"],
+    [/ENOTFOUND|EAI_AGAIN/, "host name not found"],
+    [/EHOSTUNREACH|ENETUNREACH/, "host unreachable"],
+    [/ECONNRESET/, "connection reset by the peer"],
+  ];
+  const hit = known.find(([pattern]) => pattern.test(message));
+  return hit
+    ? `${message.replace(/: connect E[A-Z]+ .*$/, "")}: ${hit[1]} (${/E[A-Z_]{4,}/.exec(message)?.[0]})`
+    : message;
+}
