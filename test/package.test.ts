@@ -44,8 +44,18 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
     ]) {
       assert.ok(files.includes(required), `${required} is shipped`);
     }
-    const unwanted = files.filter((f) => /^(src|test|bench|scripts|\.ci|\.run)\//.test(f) || f.endsWith(".ts"));
+    // Our own sources stay out; bundled dependencies (node_modules/) ship as their authors published them.
+    const ours = files.filter((f) => !f.startsWith("node_modules/"));
+    const unwanted = ours.filter((f) => /^(src|test|bench|scripts|\.ci|\.run)\//.test(f) || f.endsWith(".ts"));
     assert.deepEqual(unwanted, []);
+    const bundled = new Set(
+      files.filter((f) => f.startsWith("node_modules/")).map((f) => f.split("/").slice(1, 3).join("/")),
+    );
+    for (const dep of ["imapflow/package.json", "@azure/msal-node", "mailparser/package.json"])
+      assert.ok(
+        [...bundled].some((b) => b.startsWith(dep.replace("/package.json", ""))),
+        `${dep} is bundled`,
+      );
     writeFileSync(join(packDir, "tarball"), join(packDir, info.filename));
   });
 

@@ -1,6 +1,7 @@
 // The npm pack tarball installed into a clean Node-RED through the palette manager's upload button
 // (Manage palette > Install > upload), as a user without access to the npm registry does: npm runs
-// offline, from its cache. The palette then shows the pack's nodes in their own category, with icons.
+// offline with an empty cache, so the tarball must carry its dependencies (bundleDependencies).
+// The palette then shows the pack's nodes in their own category, with icons.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -25,7 +26,8 @@ interface CleanNodeRed {
 
 /**
  * Node-RED as installed from npm, with the palette manager on: nothing linked, no NODE_PATH, no
- * catalogue fetched from the Internet, and npm told to stay offline (the registry is out of reach).
+ * catalogue fetched from the Internet, and npm told to stay offline with an empty cache (the registry is out
+ * of reach and nothing was ever downloaded on this machine).
  */
 async function startCleanNodeRed(userDir: string): Promise<CleanNodeRed> {
   const port = await freePort();
@@ -48,7 +50,13 @@ async function startCleanNodeRed(userDir: string): Promise<CleanNodeRed> {
     process.execPath,
     [join(REPO_ROOT, "node_modules", "node-red", "red.js"), "-u", userDir, "-s", join(userDir, "settings.js")],
     {
-      env: { ...process.env, NODE_PATH: "", npm_config_offline: "true", npm_config_update_notifier: "false" },
+      env: {
+        ...process.env,
+        NODE_PATH: "",
+        npm_config_offline: "true",
+        npm_config_cache: join(userDir, "empty-npm-cache"),
+        npm_config_update_notifier: "false",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
