@@ -38,7 +38,19 @@ describe("editor in Chromium", { skip: chromiumMissing }, () => {
         credentials: { ...tenant.credentials },
       },
       { id: "conn", z, x: 150, y: 100, ...emailConnectorDef({ oauth: "cfg" }), wires: [["dm"]] },
-      { id: "dm", z, x: 350, y: 100, type: "data-map", map: { rules: [] }, wires: [["ld"], []] },
+      { id: "dm", z, x: 350, y: 100, type: "data-map", map: { rules: [] }, wires: [["ld"], ["send"]] },
+      {
+        id: "send",
+        z,
+        x: 550,
+        y: 160,
+        type: "email-send",
+        oauth: "cfg",
+        from: "alarms@contoso.test",
+        to: "email.from[0].address",
+        toType: "msg",
+        wires: [[]],
+      },
       {
         id: "ld",
         z,
@@ -63,12 +75,36 @@ describe("editor in Chromium", { skip: chromiumMissing }, () => {
   });
 
   it("opens every node's dialog without script errors", async () => {
-    for (const id of ["conn", "dm", "ld"]) {
+    for (const id of ["conn", "dm", "ld", "send"]) {
       await editor.edit(id);
       await editor.cancel();
     }
     await editor.edit("cfg", true);
     await editor.cancel();
+    assert.deepEqual(editor.pageErrors, []);
+  });
+
+  it("email-connector: the mailbox may come from an environment variable, stored as $-{NAME} for Node-RED", async () => {
+    await editor.edit("conn");
+    await page.evaluate(() => {
+      const input = (window as any).$("#node-input-mailbox");
+      input.typedInput("type", "env");
+      input.typedInput("value", "ALARM_MAILBOX");
+    });
+    await page.click("#node-dialog-ok");
+    await page.waitForFunction(() => (window as any).RED.editor.getEditStack().length === 0);
+    const stored = await page.evaluate(() => {
+      const n = (window as any).RED.nodes.node("conn");
+      return { mailbox: n.mailbox, valid: n.valid };
+    });
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Node-RED's own ${NAME} syntax, stored as text
+    assert.deepEqual(stored, { mailbox: "${ALARM_MAILBOX}", valid: true });
+    await editor.edit("conn");
+    assert.equal(await page.evaluate(() => (window as any).$("#node-input-mailbox").typedInput("type")), "env");
+    assert.equal(
+      await page.evaluate(() => (window as any).$("#node-input-mailbox").typedInput("value")),
+      "ALARM_MAILBOX",
+    );
     assert.deepEqual(editor.pageErrors, []);
   });
 
