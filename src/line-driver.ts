@@ -194,9 +194,10 @@ module.exports = (RED: NodeAPI) => {
       const box = await opened;
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream.
       await box.accept({ protocol: channel.protocol, body, alarm }, alarm.source?.messageId ?? null);
+      // Durable now: delivery need not wait for the connector to record its settlement.
+      pump?.wake();
       await settleEmail(RED, msg, "accepted");
       showStatus();
-      pump?.wake();
     }
 
     node.on("close", (done: () => void) => {

@@ -7,7 +7,9 @@ import { dirname } from "node:path";
 export class DurableJson<T> {
   private value: T;
   private writing: Promise<void> | undefined;
-  private dirty = false;
+  /** Bumped by every change; `saved` is the version last on disk. */
+  private version = 0;
+  private saved = 0;
 
   /** `normalize` turns what was read (any JSON) into a valid T, filling what is missing. */
   constructor(
@@ -41,26 +43,30 @@ export class DurableJson<T> {
   /** Changes the document in memory; `save()` makes it durable. */
   update(change: (value: T) => void): void {
     change(this.value);
-    this.dirty = true;
+    this.version++;
   }
 
-  /** Resolves once every change made before the call is on disk; concurrent callers share writes. */
+  /**
+   * Resolves once every change made before the call is on disk; concurrent callers share writes.
+   * Waits for at most the write under way and one more: changes made later are not its business,
+   * so a steady stream of settlements cannot keep one caller waiting.
+   */
   async save(): Promise<void> {
-    while (this.dirty || this.writing) {
+    const wanted = this.version;
+    while (this.saved < wanted) {
       if (this.writing) {
-        await this.writing;
+        await this.writing; // its failure is ours too: the change is not on disk
         continue;
       }
-      this.dirty = false;
+      const writing = this.version;
       this.writing = this.write(JSON.stringify(this.value))
-        .catch((err: unknown) => {
-          this.dirty = true; // not on disk: the next save tries again
-          throw err;
+        .then(() => {
+          this.saved = Math.max(this.saved, writing);
         })
         .finally(() => {
           this.writing = undefined;
         });
-      await this.writing;
+      await this.writing; // a failed write rejects here; the version stays unsaved for the next save
     }
   }
 
