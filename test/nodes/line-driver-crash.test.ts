@@ -10,6 +10,8 @@ import { type SurgardAutomation, startAutomationServer } from "../standin/surgar
 
 const KILLS = 10;
 const SURGARD_KILLS = 5;
+/** The one being sent and the delivered ones whose outcome is still on its way to disk (OutboxPump's default 4). */
+const IN_FLIGHT = 5;
 
 const surgardDriver = (automationPort: number) => ({
   protocol: "surgard",
@@ -147,7 +149,10 @@ describe("line-driver outbox under kill -9 (Sur-Gard)", () => {
     );
     assert.deepEqual(lost, []);
     assert.ok(accepted.size > 50, `enough alarms accepted to mean something (${accepted.size})`);
-    assert.ok(duplicates <= SURGARD_KILLS, "at most the one alarm in flight per kill is repeated");
+    assert.ok(
+      duplicates <= SURGARD_KILLS * IN_FLIGHT,
+      `at most the alarms in flight per kill are repeated (${duplicates})`,
+    );
   });
 });
 
@@ -188,6 +193,6 @@ describe("line-driver outbox under kill -9", () => {
     );
     assert.deepEqual(lost, []);
     assert.ok(accepted.size > 50, `enough alarms accepted to mean something (${accepted.size})`);
-    assert.ok(duplicates <= KILLS, "at most the one alarm in flight per kill is repeated");
+    assert.ok(duplicates <= KILLS * IN_FLIGHT, `at most the alarms in flight per kill are repeated (${duplicates})`);
   });
 });

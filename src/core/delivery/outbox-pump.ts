@@ -14,12 +14,21 @@ export interface PumpOptions<T> {
   onError(message: string): void;
   /** Pause after a failure to record an outcome (disk trouble). */
   retryPauseMs?: number;
+  /**
+   * Delivered entries whose outcome may still be on its way to disk while the next ones go out
+   * (default 4). More is faster (their records share one fsync); each is one possible repeat after
+   * a kill -9.
+   */
+  maxUnrecorded?: number;
 }
 
 export class OutboxPump<T> {
   private stopped = false;
   private wakeUp: (() => void) | undefined;
   private running: Promise<void> | undefined;
+  /** Delivered entries whose outcome is being written: the next one goes out meanwhile. */
+  private readonly finishing = new Set<number>();
+  private finishFailure: unknown;
 
   constructor(private readonly opts: PumpOptions<T>) {}
 
@@ -51,10 +60,17 @@ export class OutboxPump<T> {
     }
   }
 
+  // The outcome of one entry is written while the next is delivered (the outbox commits such
+  // records in groups). A kill before it is on disk repeats the entry: a duplicate, never a loss.
   private async run(): Promise<void> {
     const { outbox } = this.opts;
     while (!this.stopped) {
-      const entry = outbox.peek();
+      if (this.finishFailure !== undefined) {
+        const err = this.finishFailure;
+        this.finishFailure = undefined;
+        throw err;
+      }
+      const entry = this.finishing.size < (this.opts.maxUnrecorded ?? 4) ? outbox.peek(this.finishing) : undefined;
       if (!entry) {
         await new Promise<void>((resolve) => {
           this.wakeUp = resolve;
@@ -69,13 +85,27 @@ export class OutboxPump<T> {
         throw new Error("delivery failed unexpectedly");
       }
       const at = Date.now();
-      await outbox.finish(
-        entry.id,
-        outcome.kind === "delivered"
-          ? { kind: "delivered", at, detail: outcome.address }
-          : { kind: "failed", at, reason: outcome.reason },
-      );
-      this.opts.onOutcome(entry, outcome);
+      this.finishing.add(entry.id);
+      outbox
+        .finish(
+          entry.id,
+          outcome.kind === "delivered"
+            ? { kind: "delivered", at, detail: outcome.address }
+            : { kind: "failed", at, reason: outcome.reason },
+        )
+        .then(
+          () => {
+            this.finishing.delete(entry.id);
+            this.wake();
+            this.opts.onOutcome(entry, outcome);
+          },
+          (err: unknown) => {
+            // Still pending on disk and in memory: it is delivered again after the pause.
+            this.finishing.delete(entry.id);
+            this.finishFailure = err;
+            this.wake();
+          },
+        );
     }
   }
 }

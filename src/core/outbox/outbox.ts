@@ -212,9 +212,10 @@ export class Outbox<T> {
     return [...this.entries.values()].map((e) => ({ ...e }));
   }
 
-  peek(): OutboxEntry<T> | undefined {
-    const first = this.entries.values().next();
-    return first.done ? undefined : { ...first.value };
+  /** The oldest entry not yet done, passing over `skip` (e.g. ids whose outcome is being written). */
+  peek(skip?: ReadonlySet<number>): OutboxEntry<T> | undefined {
+    for (const entry of this.entries.values()) if (!skip?.has(entry.id)) return { ...entry };
+    return undefined;
   }
 
   async recordAttempt(id: number): Promise<void> {
