@@ -103,8 +103,10 @@ module.exports = (RED: NodeAPI) => {
         res.status(400).json({ error: "no rules given" });
         return;
       }
+      // What a deploy does to the rules: ${NAME} constants read from the environment.
+      const map = withEnvironment(body.map) as DataMapConfig;
       if (typeof body.raw === "string" && body.raw.trim()) {
-        res.json(await tryDataMapOnRawEmail(body.map, body.raw));
+        res.json(await tryDataMapOnRawEmail(map, body.raw));
         return;
       }
       const seen = body.node ? (RED.nodes.getNode(body.node) as DataMapNode | null)?.recent : undefined;
@@ -113,7 +115,7 @@ module.exports = (RED: NodeAPI) => {
         res.status(400).json({ error: "paste an email, or deploy and let an email pass to pick it here" });
         return;
       }
-      res.json(await tryDataMap(body.map, { email: pick.email, receivedAt: pick.at }));
+      res.json(await tryDataMap(map, { email: pick.email, receivedAt: pick.at }));
     } catch (err) {
       RED.log.error(`data-map try failed: ${String(err)}`);
       res.status(500).json({ error: "the try could not run; see the Node-RED log" });
@@ -151,4 +153,16 @@ function remember(node: DataMapNode, email: MappableEmail): void {
   };
   node.recent.unshift({ at: new Date().toISOString(), email: light });
   node.recent.length = Math.min(node.recent.length, RECENT_KEPT);
+}
+
+/** Node-RED replaces a property that is exactly ${NAME} with that environment variable when it deploys. */
+function withEnvironment(value: unknown): unknown {
+  if (typeof value === "string") {
+    const name = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value)?.[1];
+    return name !== undefined && process.env[name] !== undefined ? process.env[name] : value;
+  }
+  if (Array.isArray(value)) return value.map(withEnvironment);
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withEnvironment(v)]));
+  return value;
 }

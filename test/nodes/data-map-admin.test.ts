@@ -14,6 +14,7 @@ describe("data-map admin endpoints", () => {
     red = await startNodeRed({
       userDir: join(RUN_DIR, "nr-datamap-admin"),
       adminAuth: { username: "a", password: "pw-123456" },
+      env: { SITE_ACCOUNT: "4471" },
     });
   });
   after(() => red.stop());
@@ -36,6 +37,16 @@ describe("data-map admin endpoints", () => {
     const zone = res.body.result.trace.find((t: { field: string }) => t.field === "zone");
     assert.equal(zone.value, "1", "the zone line as extracted; validation makes it the number in the alarm");
     assert.equal(res.body.result.alarm.zone, 1);
+  });
+
+  it("reads a $-{NAME} constant from the environment, as a deploy does", async () => {
+    const fromEnv = ["$", "{SITE_ACCOUNT}"].join(""); // Node-RED's own syntax, stored as text
+    const map = {
+      rules: [{ field: "account", source: { kind: "constant", value: fromEnv }, extractor: { kind: "whole" } }],
+    };
+    const res = await red.api("POST", "/data-map/try", { map, raw: "Subject: x\r\n\r\nBA\r\n" });
+    const account = res.body.result.trace.find((t: { field: string }) => t.field === "account");
+    assert.equal(account.value, "4471");
   });
 
   it("names the broken rule instead of trying", async () => {
