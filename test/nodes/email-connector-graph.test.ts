@@ -76,7 +76,8 @@ describe("email-connector over Microsoft Graph, and email-send", () => {
       await stack.dovecot.append(MAILBOX, mime, { folder });
       graph.deliver(MAILBOX, mime, folder);
     }
-    const imap = await loadConnector(stack, { folder }, { id: "imap" });
+    // Not "imap": Node-RED takes a property whose value is a node's id (transport "imap") for a reference to it.
+    const imap = await loadConnector(stack, { folder }, { id: "conn-imap" });
     await imap.waitForSent(files.length, 15_000);
     await helper.unload();
     useUserDir(`graph-${folder}-graph`);
