@@ -116,10 +116,14 @@ module.exports = (RED: NodeAPI) => {
 
     const statusTimer = setInterval(showStatus, 10_000); // keeps "last ACK N s ago" true
 
+    /** Set while alarms cannot be written to the outbox (disk full, I/O error): nothing is accepted. */
+    let outboxProblem: string | undefined;
+
     function showStatus(): void {
       const queued = outbox?.size ?? 0;
       const s = lineState;
-      if (!s) node.status({ fill: "grey", shape: "dot", text: `queued ${queued}` });
+      if (outboxProblem) node.status({ fill: "red", shape: "ring", text: outboxProblem.slice(0, 90) });
+      else if (!s) node.status({ fill: "grey", shape: "dot", text: `queued ${queued}` });
       else if (s.kind === "ok") {
         const age = Math.round((Date.now() - s.lastAckAt) / 1000);
         node.status({ fill: "green", shape: "dot", text: `${s.via}: last ACK ${age} s ago, queued ${queued}` });
@@ -193,7 +197,19 @@ module.exports = (RED: NodeAPI) => {
       }
       const box = await opened;
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream.
-      await box.accept({ protocol: channel.protocol, body, alarm }, alarm.source?.messageId ?? null);
+      try {
+        await box.accept({ protocol: channel.protocol, body, alarm }, alarm.source?.messageId ?? null);
+      } catch (err) {
+        // Not on disk: the email is not settled, so it stays unread and is offered again.
+        const code = (err as NodeJS.ErrnoException).code;
+        outboxProblem = `outbox write failed${code ? ` (${code})` : ""}: alarms not accepted, emails stay unread`;
+        showStatus();
+        throw err;
+      }
+      if (outboxProblem) {
+        outboxProblem = undefined;
+        node.log("outbox writes again: accepting alarms");
+      }
       // Durable now: delivery need not wait for the connector to record its settlement.
       pump?.wake();
       await settleEmail(RED, msg, "accepted");
