@@ -247,6 +247,36 @@ describe("parseEmail: attachments", () => {
     await discardSpool(email); // twice is harmless
   });
 
+  it("hands an attachment under the limit back in memory, whole, even when it waited on disk meanwhile", async () => {
+    const spoolDir = nextSpoolDir();
+    const video = bytes("video", 3 * 1024 * 1024);
+    const raw = mail(
+      "From: cam@site.test",
+      "Subject: Clip",
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/mixed; boundary="b"',
+      "",
+      "--b",
+      "Content-Type: text/plain",
+      "",
+      "Motion",
+      "--b",
+      'Content-Type: video/mp4; name="clip.mp4"',
+      "Content-Transfer-Encoding: base64",
+      "",
+      base64Lines(video),
+      "--b--",
+      "",
+    );
+    const email = await parseEmail(chunked(raw, 64 * 1024), { maxInMemoryBytes: 10 * 1024 * 1024, spoolDir });
+    const [clipPart] = email.attachments;
+    assert.ok(Buffer.isBuffer(clipPart?.content));
+    assert.equal(clipPart?.path, undefined);
+    assert.ok(clipPart?.content?.equals(video), "the same bytes");
+    assert.deepEqual(email.problems, []);
+    assert.deepEqual(existsSync(spoolDir) ? readdirSync(spoolDir) : [], [], "nothing left on disk");
+  });
+
   it("leaves a spool directory it did not create in place", async () => {
     const spoolDir = nextSpoolDir();
     const first = await parseEmail(withClip, { maxInMemoryBytes: 1024, spoolDir });

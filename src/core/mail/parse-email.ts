@@ -2,7 +2,7 @@
 // hundreds of megabytes never sits in memory. Pure: no Node-RED, no network.
 
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, rm, rmdir } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, rm, rmdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Readable } from "node:stream";
 import {
@@ -49,6 +49,8 @@ export interface ParsedEmail {
   attachments: EmailAttachment[];
   /** Non-fatal oddities found while parsing, for logs. */
   problems: string[];
+  /** Set when the bytes were not an email that could be read: it goes on empty, and this says why. */
+  unreadable?: string;
 }
 
 export interface ParseEmailOptions {
@@ -247,6 +249,8 @@ async function collectAttachment(
   if (att.cid) result.contentId = att.cid;
 
   let memory: Buffer[] = [];
+  let memoryBytes = 0;
+  let spillFailed = false;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let file: { fh: FileHandle; path: string } | undefined;
@@ -285,7 +289,23 @@ async function collectAttachment(
         continue;
       }
       memory.push(chunk);
-      if (result.size <= limit) continue;
+      memoryBytes += chunk.length;
+      if (result.size <= limit) {
+        // Past a few hundred KiB the bytes wait on disk, not in many small chunks on the heap: read
+        // back as one Buffer at the end if the attachment stays under the limit.
+        if (memoryBytes >= SPOOL_WRITE_BATCH && spool.dir !== undefined && !spillFailed) {
+          try {
+            file = await openSpoolFile(spool, spoolName(index, filename));
+            await writeAll(file.fh, memory);
+            memory = [];
+            memoryBytes = 0;
+          } catch {
+            spillFailed = true; // keep it in memory, as below the limit it may be
+            await dropFile();
+          }
+        }
+        continue;
+      }
       if (spool.dir === undefined) {
         dropped = true;
         memory = [];
@@ -305,7 +325,14 @@ async function collectAttachment(
       }
     }
     if (file && pending.length > 0) await writeAll(file.fh, pending);
-    if (file) {
+    if (file && result.size <= limit) {
+      const { fh, path } = file;
+      await fh.close();
+      file = undefined;
+      memory = [await readFile(path)];
+      await rm(path, { force: true });
+      spool.files = spool.files.filter((p) => p !== path);
+    } else if (file) {
       await file.fh.close();
       result.path = file.path;
       file = undefined;
