@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { GraphMailboxWatcher, type GraphWatcherState } from "./core/graph/graph-mailbox-watcher";
+import type { GraphWatcherState } from "./core/graph/graph-mailbox-watcher";
 import { GraphProgressStore } from "./core/graph/graph-progress-store";
 import {
   type EmailRef,
@@ -106,7 +106,7 @@ module.exports = (RED: NodeAPI) => {
     };
     const watcher: Watcher =
       transport === "graph"
-        ? new GraphMailboxWatcher({
+        ? new (loadGraph().GraphMailboxWatcher)({
             ...common,
             host: serverHost,
             mailbox,
@@ -174,6 +174,11 @@ function shortHash(text: string): string {
 function seconds(value: string | number | undefined, fallback: number): number {
   const n = Number(value);
   return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+/** The Graph client costs memory (~9 MB): loaded only by a node that uses Graph. */
+function loadGraph(): typeof import("./core/graph/graph-mailbox-watcher") {
+  return require("./core/graph/graph-mailbox-watcher");
 }
 
 /** What the node needs of a watcher, whichever transport it uses. */
