@@ -201,7 +201,8 @@ module.exports = (RED: NodeAPI) => {
         await box.accept({ protocol: channel.protocol, body, alarm }, alarm.source?.messageId ?? null);
       } catch (err) {
         // Not on disk: the email is not settled, so it stays unread and is offered again.
-        const code = (err as NodeJS.ErrnoException).code;
+        const code =
+          ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code;
         outboxProblem = `outbox write failed${code ? ` (${code})` : ""}: alarms not accepted, emails stay unread`;
         showStatus();
         throw err;

@@ -142,6 +142,28 @@ describe("map", () => {
     }
   });
 
+  // Found by the soak (scenario 6): an email past the MIME parser's limits (1001 parts) reached review with
+  // "rule 1 (account): account is required but empty", hiding that the email itself could not be read.
+  it("rejects an email the connector could not read with the reason it could not, before any rule", () => {
+    const unreadable = {
+      ...classic,
+      text: "",
+      subject: "",
+      unreadable: "unreadable email: Max allowed child nodes exceeded",
+    };
+    for (const config of [
+      defaultDataMapConfig(),
+      { ...defaultDataMapConfig(), allowSenders: ["other@site.example"] },
+    ]) {
+      const result = mapSync(config, unreadable);
+      assert.equal(result.ok, false);
+      if (result.ok) continue;
+      assert.equal(result.rule, "email");
+      assert.equal(result.reason, "unreadable email: Max allowed child nodes exceeded; nothing to map");
+    }
+    assert.equal(mapSync(defaultDataMapConfig(), { ...classic, unreadable: null }).ok, true);
+  });
+
   it("the trace source excerpt is bounded", () => {
     const config: DataMapConfig = {
       rules: [{ field: "text", source: { kind: "body" }, extractor: { kind: "whole" } }],

@@ -13,6 +13,7 @@ export interface EmailView {
   html: string | null;
   headers: Readonly<Record<string, unknown>>;
   attachments: EmailAttachmentLike[];
+  unreadable: string | null;
 }
 
 const EMPTY_HEADERS: Readonly<Record<string, unknown>> = Object.freeze(Object.create(null));
@@ -82,6 +83,7 @@ export function viewEmail(email: MappableEmail | unknown): EmailView {
     html: typeof e.html === "string" ? e.html : null,
     headers: headers ?? EMPTY_HEADERS,
     attachments: attachments(e.attachments),
+    unreadable: typeof e.unreadable === "string" && e.unreadable !== "" ? e.unreadable : null,
   };
 }
 

@@ -360,6 +360,8 @@ export function prepareFor(settings: MapSettings, view: EmailView): PreparedEmai
 function start(settings: MapSettings, input: MapInput): Run | MapRejection {
   const safeInput: MapInput = isObject(input) ? input : { email: {} };
   const view = viewEmail(safeInput.email);
+  // Said as it is: every rule would only report its own field as empty, hiding why.
+  if (view.unreadable !== null) return reject("email", `${view.unreadable}; nothing to map`, []);
   if (settings.allowList !== null) {
     const problem = senderProblem(settings.allowList, view.from);
     if (problem !== null) return reject("sender allow-list", problem, []);

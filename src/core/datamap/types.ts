@@ -240,6 +240,8 @@ export interface MappableEmail {
   html?: string | null;
   headers?: Record<string, string>;
   attachments?: EmailAttachmentLike[];
+  /** The connector could not read the email (e.g. malformed MIME past the parser's limits): why. */
+  unreadable?: string | null;
 }
 
 export interface MapInput {

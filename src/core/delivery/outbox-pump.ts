@@ -1,6 +1,6 @@
 // Delivers a durable outbox in order through a transmitter, one alarm at a time, and records
 // each outcome before reporting it. Knows nothing of Node-RED or of the wire protocol.
-import type { Outbox, OutboxEntry } from "../outbox/outbox";
+import type { Outbox, OutboxEntry, OutboxOutcome } from "../outbox/outbox";
 
 export type PumpOutcome =
   | { kind: "delivered"; via: string; address: string; latencyMs: number; sends: number }
@@ -28,7 +28,6 @@ export class OutboxPump<T> {
   private running: Promise<void> | undefined;
   /** Delivered entries whose outcome is being written: the next one goes out meanwhile. */
   private readonly finishing = new Set<number>();
-  private finishFailure: unknown;
 
   constructor(private readonly opts: PumpOptions<T>) {}
 
@@ -60,16 +59,32 @@ export class OutboxPump<T> {
     }
   }
 
+  /**
+   * The outcome could not be written (full disk): the receiver has the alarm, so only the record
+   * is retried, after a pause; the entry stays in `finishing` (not sent again) and counts against
+   * the window, which stops delivery until the disk takes writes again. A kill meanwhile repeats it.
+   */
+  private finishFailed(entry: OutboxEntry<T>, outcome: PumpOutcome, record: OutboxOutcome, err: unknown): void {
+    this.opts.onError(`outbox: outcome of alarm ${entry.id} not recorded (${String(err)}); retrying`);
+    const retry = () => {
+      if (this.stopped) return;
+      this.opts.outbox.finish(entry.id, record).then(
+        () => {
+          this.finishing.delete(entry.id);
+          this.wake();
+          this.opts.onOutcome(entry, outcome);
+        },
+        (again: unknown) => this.finishFailed(entry, outcome, record, again),
+      );
+    };
+    setTimeout(retry, this.opts.retryPauseMs ?? 5000);
+  }
+
   // The outcome of one entry is written while the next is delivered (the outbox commits such
   // records in groups). A kill before it is on disk repeats the entry: a duplicate, never a loss.
   private async run(): Promise<void> {
     const { outbox } = this.opts;
     while (!this.stopped) {
-      if (this.finishFailure !== undefined) {
-        const err = this.finishFailure;
-        this.finishFailure = undefined;
-        throw err;
-      }
       const entry = this.finishing.size < (this.opts.maxUnrecorded ?? 4) ? outbox.peek(this.finishing) : undefined;
       if (!entry) {
         await new Promise<void>((resolve) => {
@@ -85,27 +100,19 @@ export class OutboxPump<T> {
         throw new Error("delivery failed unexpectedly");
       }
       const at = Date.now();
+      const record: OutboxOutcome =
+        outcome.kind === "delivered"
+          ? { kind: "delivered", at, detail: outcome.address }
+          : { kind: "failed", at, reason: outcome.reason };
       this.finishing.add(entry.id);
-      outbox
-        .finish(
-          entry.id,
-          outcome.kind === "delivered"
-            ? { kind: "delivered", at, detail: outcome.address }
-            : { kind: "failed", at, reason: outcome.reason },
-        )
-        .then(
-          () => {
-            this.finishing.delete(entry.id);
-            this.wake();
-            this.opts.onOutcome(entry, outcome);
-          },
-          (err: unknown) => {
-            // Still pending on disk and in memory: it is delivered again after the pause.
-            this.finishing.delete(entry.id);
-            this.finishFailure = err;
-            this.wake();
-          },
-        );
+      outbox.finish(entry.id, record).then(
+        () => {
+          this.finishing.delete(entry.id);
+          this.wake();
+          this.opts.onOutcome(entry, outcome);
+        },
+        (err: unknown) => this.finishFailed(entry, outcome, record, err),
+      );
     }
   }
 }

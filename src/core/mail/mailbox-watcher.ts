@@ -4,7 +4,7 @@
 // the email again or finishes the recorded action; it never loses it.
 
 import type { Readable } from "node:stream";
-import type { ImapFlow } from "imapflow";
+import type { FetchMessageObject, ImapFlow } from "imapflow";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
 import { Pause } from "../pause";
 import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
@@ -45,6 +45,11 @@ export interface WatcherOptions {
   redeliverAfterMs: number;
   pollIntervalMs: number;
   maxInFlight: number;
+  /**
+   * Emails in flight hold their text and small attachments in memory: while their sizes add up to
+   * more than this, no new email is fetched (one always is when none is in flight). Default 32 MiB.
+   */
+  maxInFlightBytes?: number;
   maxInMemoryAttachmentBytes: number;
   spoolDir: string;
   backoff: BackoffPolicy;
@@ -61,20 +66,34 @@ interface InFlight {
   ref: EmailRef;
   emittedAt: number;
   email: ParsedEmail;
+  /** Its size on the server. */
+  size: number;
+}
+
+/** What the first FETCH tells about an email before its bytes are fetched. */
+interface Listed {
+  size: number;
+  receivedAt: string | null;
+  envelope: FetchMessageObject["envelope"];
 }
 
 const FETCH_BATCH = 200;
 const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
 
-/** Splits UIDs (in order) into runs whose small emails add up to at most FETCH_BATCH_BYTES. */
-function chunksBySize(uids: number[], sizes: Map<number, number>, inMemoryLimit: number): number[][] {
+/** Splits UIDs (in order) into runs whose small emails add up to at most maxBytes. */
+function chunksBySize(
+  uids: number[],
+  listed: Map<number, Listed>,
+  inMemoryLimit: number,
+  maxBytes: number,
+): number[][] {
   const chunks: number[][] = [];
   let current: number[] = [];
   let bytes = 0;
   for (const uid of uids) {
-    const size = sizes.get(uid) ?? 0;
+    const size = listed.get(uid)?.size ?? 0;
     const counted = size <= inMemoryLimit ? size : 0;
-    if (current.length > 0 && bytes + counted > FETCH_BATCH_BYTES) {
+    if (current.length > 0 && bytes + counted > maxBytes) {
       chunks.push(current);
       current = [];
       bytes = 0;
@@ -178,6 +197,7 @@ export class MailboxWatcher {
       this.opts.onState({ kind: "connecting" });
       let reason: string;
       let permanent = false;
+      let tokenOutage = false;
       try {
         await this.session(() => {
           attempt = 0;
@@ -189,11 +209,12 @@ export class MailboxWatcher {
           (err instanceof ImapLoginError && err.permanent) ||
           err instanceof ConfigurationError ||
           isPermanentTokenError(err);
+        tokenOutage = isTransientTokenError(err);
       } finally {
         this.cleanupSession();
       }
       if (this.stopped) break;
-      const inMs = backoffDelay(attempt++, this.opts.backoff);
+      const inMs = backoffDelay(attempt++, tokenOutage ? tokenRetryPolicy(this.opts.backoff) : this.opts.backoff);
       this.opts.log(permanent ? "error" : "warn", `${reason}; reconnecting in ${Math.round(inMs / 1000)} s`);
       this.opts.onState(permanent ? { kind: "error", reason, inMs } : { kind: "reconnecting", reason, inMs });
       await this.pausing.for(inMs);
@@ -214,6 +235,9 @@ export class MailboxWatcher {
     client.on("exists", () => this.requestCheck());
     this.pollTimer = setInterval(() => this.requestCheck(), this.opts.pollIntervalMs);
     this.requestCheck();
+    // Connected and watching now: the first check may take long (a catch-up, a large email) and
+    // "connecting" all that while would send the user looking for a network problem.
+    this.opts.onState({ kind: "watching", inFlight: this.inFlight.size });
     await closed;
   }
 
@@ -304,53 +328,66 @@ export class MailboxWatcher {
     });
   }
 
+  private get maxInFlightBytes(): number {
+    return this.opts.maxInFlightBytes ?? FETCH_BATCH_BYTES;
+  }
+
+  /** Whether the emails in flight hold enough memory that no more may be fetched now. */
+  private get memoryFull(): boolean {
+    if (this.inFlight.size === 0) return false;
+    let bytes = 0;
+    for (const f of this.inFlight.values()) bytes += f.size;
+    return bytes >= this.maxInFlightBytes;
+  }
+
   private async fetchAndEmit(client: ImapFlow, uids: number[]): Promise<void> {
-    const sizes = new Map<number, number>();
-    const received = new Map<number, string>();
-    for await (const m of client.fetch(uids.join(","), { uid: true, size: true, internalDate: true }, { uid: true })) {
-      sizes.set(m.uid, m.size ?? 0);
+    if (this.memoryFull) return; // the next settlement asks for another check
+    const listed = new Map<number, Listed>();
+    const query = { uid: true, size: true, internalDate: true, envelope: true };
+    for await (const m of client.fetch(uids.join(","), query, { uid: true })) {
       const at = m.internalDate instanceof Date ? m.internalDate : m.internalDate ? new Date(m.internalDate) : null;
-      if (at && !Number.isNaN(at.getTime())) received.set(m.uid, at.toISOString());
+      const receivedAt = at && !Number.isNaN(at.getTime()) ? at.toISOString() : null;
+      listed.set(m.uid, { size: m.size ?? 0, receivedAt, envelope: m.envelope });
     }
     const limit = this.opts.maxInMemoryAttachmentBytes;
     // Small emails come whole in one FETCH per chunk of at most FETCH_BATCH_BYTES; larger ones
     // are streamed one by one, so memory stays bounded whatever waits in the folder.
+    const chunkBytes = Math.min(FETCH_BATCH_BYTES, this.maxInFlightBytes);
     for (const chunk of chunksBySize(
-      uids.filter((u) => sizes.has(u)),
-      sizes,
+      uids.filter((u) => listed.has(u)),
+      listed,
       limit,
+      chunkBytes,
     )) {
+      if (this.memoryFull) return;
       const sources = new Map<number, Buffer>();
-      const whole = chunk.filter((u) => (sizes.get(u) ?? 0) <= limit);
+      const whole = chunk.filter((u) => (listed.get(u)?.size ?? 0) <= limit);
       if (whole.length > 0) {
         for await (const m of client.fetch(whole.join(","), { uid: true, source: true }, { uid: true })) {
           if (m.source) sources.set(m.uid, m.source);
         }
       }
-      await this.emitChunk(client, chunk, sources, sizes, received);
+      await this.emitChunk(client, chunk, sources, listed);
     }
   }
 
-  private async emitChunk(
-    client: ImapFlow,
-    uids: number[],
-    sources: Map<number, Buffer>,
-    sizes: Map<number, number>,
-    received: Map<number, string>,
-  ) {
+  private async emitChunk(client: ImapFlow, uids: number[], sources: Map<number, Buffer>, listed: Map<number, Listed>) {
     for (const uid of uids) {
-      if (!sizes.has(uid) || this.stopped) continue; // expunged meanwhile
+      const about = listed.get(uid);
+      if (!about || this.stopped) continue; // expunged meanwhile
+      // Fetched but not emitted: fetched again once memory is free (at most one chunk is wasted).
+      if (this.memoryFull) return;
       let source: Buffer | Readable | undefined = sources.get(uid);
       if (!source) {
         const download = await client.download(String(uid), undefined, { uid: true });
         if (!("content" in download) || !download.content) continue;
         source = download.content;
       }
-      await this.parseAndEmit(uid, source, sizes.get(uid) ?? 0, received.get(uid) ?? null);
+      await this.parseAndEmit(uid, source, about);
     }
   }
 
-  private async parseAndEmit(uid: number, source: Buffer | Readable, size: number, receivedAt: string | null) {
+  private async parseAndEmit(uid: number, source: Buffer | Readable, about: Listed) {
     const uidValidity = this.uidValidity ?? "";
     let email: ParsedEmail;
     try {
@@ -363,11 +400,11 @@ export class MailboxWatcher {
       // because it is still an email someone sent: it is rejected and reviewed, not dropped.
       if (!(err instanceof UnreadableEmailError)) throw err;
       this.opts.log("warn", `uid ${uid}: ${describe(err)}`);
-      email = emptyEmail(describe(err));
+      email = emptyEmail(describe(err), about.envelope);
     }
     const ref: EmailRef = { uidValidity, uid, messageId: email.messageId };
-    this.inFlight.set(uid, { ref, emittedAt: Date.now(), email });
-    this.opts.emit({ ref, email, size, receivedAt });
+    this.inFlight.set(uid, { ref, emittedAt: Date.now(), email, size: about.size });
+    this.opts.emit({ ref, email, size: about.size, receivedAt: about.receivedAt });
   }
 
   /** Carries out recorded settlements on the server, and confirms them before forgetting. */
@@ -490,19 +527,27 @@ function serverText(err: unknown): string {
   return e.responseText || e.message || String(err);
 }
 
-function emptyEmail(problem: string): ParsedEmail {
+/**
+ * What is known of an email whose MIME could not be read: the server's envelope, so that the
+ * review shows which email it was, and its Message-ID still dedupes a second copy downstream.
+ */
+function emptyEmail(problem: string, envelope: FetchMessageObject["envelope"]): ParsedEmail {
+  const people = (list: { name?: string; address?: string }[] | undefined) =>
+    (list ?? []).map((a) => ({ address: a.address ?? "", name: a.name ?? "" }));
+  const date = envelope?.date instanceof Date && !Number.isNaN(envelope.date.getTime()) ? envelope.date : null;
   return {
-    messageId: null,
-    from: [],
-    to: [],
-    cc: [],
-    date: null,
-    subject: "",
+    messageId: stripBrackets(envelope?.messageId),
+    from: people(envelope?.from),
+    to: people(envelope?.to),
+    cc: people(envelope?.cc),
+    date: date?.toISOString() ?? null,
+    subject: envelope?.subject ?? "",
     text: "",
     html: null,
     headers: {},
     attachments: [],
     problems: [problem],
+    unreadable: problem,
   };
 }
 
@@ -513,6 +558,19 @@ function stripBrackets(id: string | undefined): string | null {
 
 function isPermanentTokenError(err: unknown): boolean {
   return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === false;
+}
+
+function isTransientTokenError(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === true;
+}
+
+/**
+ * Retries while the token endpoint fails are capped low: they cost Exchange nothing, and after an
+ * HTTP 5xx MSAL answers every request from its own 60 s throttle anyway, so a full backoff
+ * (up to a minute) would only add to the time the gateway stays offline once Entra ID is back.
+ */
+function tokenRetryPolicy(policy: BackoffPolicy): BackoffPolicy {
+  return { ...policy, maxMs: Math.min(policy.maxMs, policy.initialMs * 10) };
 }
 
 function describe(err: unknown): string {
