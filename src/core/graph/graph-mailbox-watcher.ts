@@ -17,8 +17,16 @@ import {
   type WatchedEmail,
   type WatcherState,
 } from "../mail/mailbox-watcher";
-import { discardSpool, type ParsedEmail, parseEmail, UnreadableEmailError } from "../mail/parse-email";
-import type { ServerAction } from "../mail/progress-store";
+import {
+  bareMessageId,
+  discardSpool,
+  type ParsedEmail,
+  parseEmail,
+  UnreadableEmailError,
+  unreadableEmail,
+} from "../mail/parse-email";
+import { type ServerAction, settlementAction } from "../mail/progress-store";
+import { isPermanentTokenError } from "../oauth/token-errors";
 import { Pause } from "../pause";
 import {
   ByteCounter,
@@ -219,12 +227,7 @@ export class GraphMailboxWatcher {
       this.requestCheck();
       return true;
     }
-    const action: ServerAction =
-      outcome === "accepted"
-        ? this.opts.onAccepted
-        : this.opts.reviewFolder
-          ? { kind: "move", folder: this.opts.reviewFolder }
-          : { kind: "none" };
+    const action = settlementAction(outcome, this.opts.onAccepted, this.opts.reviewFolder);
     const record: GraphSettledEmail = {
       uid: ref.uid,
       graphId: pending.graphId,
@@ -492,7 +495,7 @@ export class GraphMailboxWatcher {
         p.pending.push({
           uid,
           graphId: m.id,
-          messageId: stripBrackets(m.internetMessageId),
+          messageId: bareMessageId(m.internetMessageId),
           receivedAt: isoOrNull(m.receivedDateTime),
         });
         if (m.isRead === undefined) this.unverified.add(uid);
@@ -809,31 +812,6 @@ function receivedMs(m: ListedMessage): number {
 function isoOrNull(value: string | null | undefined): string | null {
   const at = Date.parse(value ?? "");
   return Number.isNaN(at) ? null : new Date(at).toISOString();
-}
-
-function unreadableEmail(problem: string): ParsedEmail {
-  return {
-    messageId: null,
-    from: [],
-    to: [],
-    cc: [],
-    date: null,
-    subject: "",
-    text: "",
-    html: null,
-    headers: {},
-    attachments: [],
-    problems: [problem],
-  };
-}
-
-function stripBrackets(id: string | null | undefined): string | null {
-  if (!id) return null;
-  return id.trim().replace(/^<|>$/g, "") || null;
-}
-
-function isPermanentTokenError(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === false;
 }
 
 function describe(err: unknown): string {

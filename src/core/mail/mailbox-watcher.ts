@@ -6,10 +6,24 @@
 import type { Readable } from "node:stream";
 import type { FetchMessageObject, ImapFlow } from "imapflow";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
+import { isPermanentTokenError, isTransientTokenError } from "../oauth/token-errors";
 import { Pause } from "../pause";
 import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
-import { discardSpool, type ParsedEmail, parseEmail, UnreadableEmailError } from "./parse-email";
-import type { FolderProgress, ProgressStore, ServerAction, SettledEmail } from "./progress-store";
+import {
+  bareMessageId,
+  discardSpool,
+  type ParsedEmail,
+  parseEmail,
+  UnreadableEmailError,
+  unreadableEmail,
+} from "./parse-email";
+import {
+  type FolderProgress,
+  type ProgressStore,
+  type ServerAction,
+  type SettledEmail,
+  settlementAction,
+} from "./progress-store";
 
 export type TakeMode = "unseen" | "new";
 export type Outcome = "accepted" | "rejected" | "retry";
@@ -153,15 +167,11 @@ export class MailboxWatcher {
     }
     if (outcome === "retry") {
       this.inFlight.delete(ref.uid);
+      await discardSpool(entry.email); // it is fetched and spooled afresh when offered again
       this.requestCheck();
       return true;
     }
-    const action: ServerAction =
-      outcome === "accepted"
-        ? this.opts.onAccepted
-        : this.opts.reviewFolder
-          ? { kind: "move", folder: this.opts.reviewFolder }
-          : { kind: "none" };
+    const action = settlementAction(outcome, this.opts.onAccepted, this.opts.reviewFolder);
     const record: SettledEmail = {
       uid: ref.uid,
       messageId: ref.messageId,
@@ -472,7 +482,7 @@ export class MailboxWatcher {
     const remapped: SettledEmail[] = [];
     let readOnes = 0;
     for await (const m of client.fetch("1:*", { uid: true, flags: true, envelope: true }, { uid: true })) {
-      const id = stripBrackets(m.envelope?.messageId);
+      const id = bareMessageId(m.envelope?.messageId);
       const before = id ? known.get(id) : undefined;
       if (before) remapped.push({ ...before, uid: m.uid });
       else if (this.opts.take === "new" && m.flags?.has("\\Seen")) {
@@ -535,33 +545,14 @@ function emptyEmail(problem: string, envelope: FetchMessageObject["envelope"]): 
   const people = (list: { name?: string; address?: string }[] | undefined) =>
     (list ?? []).map((a) => ({ address: a.address ?? "", name: a.name ?? "" }));
   const date = envelope?.date instanceof Date && !Number.isNaN(envelope.date.getTime()) ? envelope.date : null;
-  return {
-    messageId: stripBrackets(envelope?.messageId),
+  return unreadableEmail(problem, {
+    messageId: bareMessageId(envelope?.messageId),
     from: people(envelope?.from),
     to: people(envelope?.to),
     cc: people(envelope?.cc),
     date: date?.toISOString() ?? null,
     subject: envelope?.subject ?? "",
-    text: "",
-    html: null,
-    headers: {},
-    attachments: [],
-    problems: [problem],
-    unreadable: problem,
-  };
-}
-
-function stripBrackets(id: string | undefined): string | null {
-  if (!id) return null;
-  return id.trim().replace(/^<|>$/g, "");
-}
-
-function isPermanentTokenError(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === false;
-}
-
-function isTransientTokenError(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === true;
+  });
 }
 
 /**

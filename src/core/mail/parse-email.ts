@@ -550,3 +550,31 @@ export async function discardSpool(email: ParsedEmail): Promise<void> {
     // by contract: cleanup problems are not the caller's to handle
   }
 }
+
+/** A Message-ID header value without its angle brackets; null when there is none. */
+export function bareMessageId(id: string | null | undefined): string | null {
+  if (!id) return null;
+  return id.trim().replace(/^<|>$/g, "") || null;
+}
+
+/**
+ * An email whose MIME could not be read: empty but for what the server told about it (`known`),
+ * so the review shows which email it was, and marked unreadable so the data-map says so.
+ */
+export function unreadableEmail(problem: string, known: Partial<ParsedEmail> = {}): ParsedEmail {
+  return {
+    messageId: null,
+    from: [],
+    to: [],
+    cc: [],
+    date: null,
+    subject: "",
+    text: "",
+    html: null,
+    headers: {},
+    attachments: [],
+    ...known,
+    problems: [problem],
+    unreadable: problem,
+  };
+}

@@ -6,6 +6,16 @@ import { DurableJson } from "../durable-json";
 /** What settling an email does to it on the server. */
 export type ServerAction = { kind: "seen" } | { kind: "move"; folder: string } | { kind: "delete" } | { kind: "none" };
 
+/** What settling does on the server: the configured action when accepted; review folder (or nothing) when rejected. */
+export function settlementAction(
+  outcome: "accepted" | "rejected",
+  onAccepted: ServerAction,
+  reviewFolder: string | null,
+): ServerAction {
+  if (outcome === "accepted") return onAccepted;
+  return reviewFolder ? { kind: "move", folder: reviewFolder } : { kind: "none" };
+}
+
 export interface SettledEmail {
   uid: number;
   messageId: string | null;

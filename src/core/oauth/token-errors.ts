@@ -179,3 +179,13 @@ export function missingRoleError(role: string, resource: string, consentUrl: str
 function firstLine(s: string): string {
   return s.split(/\r?\n| Trace ID:/)[0]?.trim() ?? "";
 }
+
+/** A token failure that retrying will not cure (wrong secret, no consent...): shown in red. */
+export function isPermanentTokenError(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === false;
+}
+
+/** A token failure that may pass by itself (Entra ID down, a timeout). */
+export function isTransientTokenError(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { transient?: boolean }).transient === true;
+}
