@@ -18,6 +18,11 @@ interface Bench {
 
 const BENCHES: Bench[] = [
   { name: "line-driver-throughput", file: "line-driver-throughput.ts", args: ["--count", "5000", "--write-results"] },
+  {
+    name: "line-driver-throughput-surgard",
+    file: "line-driver-throughput.ts",
+    args: ["--count", "5000", "--protocol", "surgard", "--write-results"],
+  },
   { name: "outbox-latency", file: "outbox-latency.ts", args: ["--write-results"] },
   { name: "datamap-throughput", file: "datamap-throughput.ts", args: ["--write-results"] },
   { name: "parse-memory", file: "parse-memory.ts", args: [], nodeArgs: ["--expose-gc"] },
