@@ -88,7 +88,6 @@ interface InFlight {
 interface Listed {
   size: number;
   receivedAt: string | null;
-  envelope: FetchMessageObject["envelope"];
 }
 
 const FETCH_BATCH = 200;
@@ -353,11 +352,11 @@ export class MailboxWatcher {
   private async fetchAndEmit(client: ImapFlow, uids: number[]): Promise<void> {
     if (this.memoryFull) return; // the next settlement asks for another check
     const listed = new Map<number, Listed>();
-    const query = { uid: true, size: true, internalDate: true, envelope: true };
+    const query = { uid: true, size: true, internalDate: true };
     for await (const m of client.fetch(uids.join(","), query, { uid: true })) {
       const at = m.internalDate instanceof Date ? m.internalDate : m.internalDate ? new Date(m.internalDate) : null;
       const receivedAt = at && !Number.isNaN(at.getTime()) ? at.toISOString() : null;
-      listed.set(m.uid, { size: m.size ?? 0, receivedAt, envelope: m.envelope });
+      listed.set(m.uid, { size: m.size ?? 0, receivedAt });
     }
     const limit = this.opts.maxInMemoryAttachmentBytes;
     // Small emails come whole in one FETCH per chunk of at most FETCH_BATCH_BYTES; larger ones
@@ -393,11 +392,11 @@ export class MailboxWatcher {
         if (!("content" in download) || !download.content) continue;
         source = download.content;
       }
-      await this.parseAndEmit(uid, source, about);
+      await this.parseAndEmit(client, uid, source, about);
     }
   }
 
-  private async parseAndEmit(uid: number, source: Buffer | Readable, about: Listed) {
+  private async parseAndEmit(client: ImapFlow, uid: number, source: Buffer | Readable, about: Listed) {
     const uidValidity = this.uidValidity ?? "";
     let email: ParsedEmail;
     try {
@@ -410,7 +409,9 @@ export class MailboxWatcher {
       // because it is still an email someone sent: it is rejected and reviewed, not dropped.
       if (!(err instanceof UnreadableEmailError)) throw err;
       this.opts.log("warn", `uid ${uid}: ${describe(err)}`);
-      email = emptyEmail(describe(err), about.envelope);
+      // The server's envelope names the email for the review: asked for only when needed.
+      const known = await client.fetchOne(String(uid), { uid: true, envelope: true }, { uid: true }).catch(() => false);
+      email = emptyEmail(describe(err), typeof known === "object" ? known.envelope : undefined);
     }
     const ref: EmailRef = { uidValidity, uid, messageId: email.messageId };
     this.inFlight.set(uid, { ref, emittedAt: Date.now(), email, size: about.size });
