@@ -2,7 +2,7 @@
 // after "Started flows" each is out of the mail node, exactly once, ours and node-red-node-email;
 // and, ours, how soon each alarm is ACKed by a local DC-09 receiver.
 //   node --import tsx bench/burst.ts [--count 1000] [--only ours|theirs] [--profile] [--write-results]
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { alarmEmail, type MailStack, startMailStack } from "../test/helpers/mail-stack";
@@ -78,6 +78,8 @@ async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09R
     process.stderr.write(`${who} ${chain}: ${COUNT} emails appended in ${appendMs.toFixed(0)} ms\n`);
     const ackFrom = receiver.acked.length;
     const clock = flowStartClock(red);
+    const cpuBefore = cpuMsOf(red.child.pid);
+    let cpuUsed = Number.NaN;
     clock.arm();
     await red.deploy(flowFor(who, stack, folder, receiver.tcpPort, { chain }));
     const started = await clock.startedAt();
@@ -96,12 +98,15 @@ async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09R
         lastChange = Date.now();
       }
       const complete = unique >= COUNT && (who === "theirs" || chain !== "full" || acks >= COUNT);
+      if (complete && Number.isNaN(cpuUsed)) cpuUsed = cpuMsOf(red.child.pid) - cpuBefore;
       if ((complete && Date.now() - lastChange >= QUIET_MS) || Date.now() > deadline) break;
     }
     writeFileSync(
       join(RUN_DIR, `bench-${name}-timeline.json`),
       JSON.stringify({ started, emitted, acks: receiver.acked.slice(ackFrom).map((e) => e.at) }),
     );
+    // CPU the Node-RED child used from deploy until done (100 ms polling): what other load on the machine does not change.
+    process.stderr.write(`${who} ${chain}: Node-RED child CPU until done ${cpuUsed} ms (user + system)\n`);
     const firstOutAt = new Map<string, number>();
     for (const [s, t] of emitted) if (!firstOutAt.has(s)) firstOutAt.set(s, t);
     const outTimes = [...firstOutAt.values()].sort((a, b) => a - b);
@@ -124,6 +129,12 @@ async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09R
     await red.stop();
     if (profileFile) process.stderr.write(`CPU profile: ${profileFile} (bench/profile-summary.ts reads it)\n`);
   }
+}
+
+/** User + system CPU time of a process so far, from /proc (10 ms resolution). */
+function cpuMsOf(pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const perSecond = (n: number, ms: number | undefined) =>

@@ -56,6 +56,9 @@ interface QueuedAlarm {
   alarm: AlarmEvent;
 }
 
+/** Shortest time between two status updates of a line-driver. */
+const STATUS_EVERY_MS = 200;
+
 module.exports = (RED: NodeAPI) => {
   function LineDriver(this: Node<LineDriverCredentials>, def: LineDriverDef) {
     RED.nodes.createNode(this, def);
@@ -119,7 +122,23 @@ module.exports = (RED: NodeAPI) => {
     /** Set while alarms cannot be written to the outbox (disk full, I/O error): nothing is accepted. */
     let outboxProblem: string | undefined;
 
+    // A burst changes the counts a thousand times a second; the editor is told at most every
+    // STATUS_EVERY_MS (the last change always shows), which keeps the status true and cheap.
+    let statusDue: NodeJS.Timeout | undefined;
+    let statusShownAt = 0;
     function showStatus(): void {
+      if (statusDue) return;
+      const wait = statusShownAt + STATUS_EVERY_MS - Date.now();
+      if (wait <= 0) renderStatus();
+      else
+        statusDue = setTimeout(() => {
+          statusDue = undefined;
+          renderStatus();
+        }, wait);
+    }
+
+    function renderStatus(): void {
+      statusShownAt = Date.now();
       const queued = outbox?.size ?? 0;
       const s = lineState;
       if (outboxProblem) node.status({ fill: "red", shape: "ring", text: outboxProblem.slice(0, 90) });
@@ -219,6 +238,7 @@ module.exports = (RED: NodeAPI) => {
 
     node.on("close", (done: () => void) => {
       clearInterval(statusTimer);
+      clearTimeout(statusDue);
       channel.stop();
       Promise.resolve(pump?.stop())
         .then(() => opened)

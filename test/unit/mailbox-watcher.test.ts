@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   MailboxWatcher,
+  uidSet,
   type WatchedEmail,
   type WatcherOptions,
   type WatcherState,
@@ -206,5 +207,13 @@ describe("MailboxWatcher state", () => {
     } finally {
       await watcher.stop();
     }
+  });
+});
+
+describe("uidSet", () => {
+  it("writes runs of UIDs as ranges, in order", () => {
+    assert.equal(uidSet([9, 3, 4, 5, 6, 7, 12, 1]), "1,3:7,9,12");
+    assert.equal(uidSet([42]), "42");
+    assert.equal(uidSet(Array.from({ length: 1000 }, (_, i) => i + 1)), "1:1000");
   });
 });

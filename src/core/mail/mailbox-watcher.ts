@@ -17,6 +17,7 @@ import {
   UnreadableEmailError,
   unreadableEmail,
 } from "./parse-email";
+import { parseInWorker } from "./parse-in-worker";
 import {
   type FolderProgress,
   type ProgressStore,
@@ -92,6 +93,14 @@ interface Listed {
 
 const FETCH_BATCH = 200;
 const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
+/** A FETCH of this many emails or more is a burst: they are parsed on the worker thread. */
+const BURST = 8;
+/** Emails smaller than this (most alarm emails) are fetched whole without asking their size first. */
+const SMALL_EMAIL_BYTES = 64 * 1024;
+/** Emails fetched ahead of the one being emitted, at most this many bytes of them. */
+const PARSE_AHEAD_BYTES = 4 * 1024 * 1024;
+/** Settlements journalled before the progress file is rewritten with them. */
+const JOURNAL_FOLD_LINES = 500;
 
 /** Splits UIDs (in order) into runs whose small emails add up to at most maxBytes. */
 function chunksBySize(
@@ -126,6 +135,11 @@ export class MailboxWatcher {
   private uidValidity: string | null = null;
   private checking: Promise<void> | undefined;
   private checkAgain = false;
+  private fullCheckWanted = false;
+  /** Emails were left unfetched for want of room: a settlement then asks for a full check. */
+  private heldBack = false;
+  /** Sizes of the emails fetched and being parsed, not yet in flight. */
+  private parsingBytes = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private redeliverTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -147,6 +161,7 @@ export class MailboxWatcher {
     if (client?.usable) await Promise.race([client.logout().catch(() => undefined), sleep(2000)]);
     client?.close();
     await this.running;
+    await this.opts.store.close();
     for (const f of this.inFlight.values()) await discardSpool(f.email);
   }
 
@@ -180,21 +195,16 @@ export class MailboxWatcher {
     };
     // Out of flight at once, so that a concurrent second settlement of the same email is ignored.
     this.inFlight.delete(ref.uid);
-    this.opts.store.update((p) => {
-      p.settled.push(record);
-    });
     try {
-      await this.opts.store.save();
+      await this.opts.store.record(record);
     } catch (err) {
       // Not durable, so not settled: the email stays in flight and the server is not touched.
-      this.opts.store.update((p) => {
-        p.settled = p.settled.filter((s) => s !== record);
-      });
       this.inFlight.set(ref.uid, entry);
       throw new Error(`settlement of uid ${ref.uid} not recorded: ${describe(err)}`);
     }
     await discardSpool(entry.email);
-    this.requestCheck();
+    // Only the server action is due, unless fetching waits for room this settlement made.
+    this.requestCheck(this.heldBack ? "full" : "apply");
     return true;
   }
 
@@ -268,8 +278,12 @@ export class MailboxWatcher {
     this.client = undefined;
   }
 
-  /** Serialises checks: a request during a check runs one more check after it. */
-  private requestCheck(): void {
+  /**
+   * Serialises the rounds on the connection: a request during a round runs one more after it.
+   * "apply" only carries out recorded settlements; "full" also looks for emails to fetch.
+   */
+  private requestCheck(kind: "full" | "apply" = "full"): void {
+    if (kind === "full") this.fullCheckWanted = true;
     if (this.checking) {
       this.checkAgain = true;
       return;
@@ -279,10 +293,14 @@ export class MailboxWatcher {
         this.checkAgain = false;
         const client = this.client;
         if (!client?.usable || this.stopped) break;
+        const full = this.fullCheckWanted;
+        this.fullCheckWanted = false;
         try {
-          await withTimeout(this.check(client), this.opts.commandTimeoutMs, "IMAP server stopped answering");
+          const round = full ? this.check(client) : this.applySettledActions(client);
+          await withTimeout(round, this.opts.commandTimeoutMs, "IMAP server stopped answering");
         } catch (err) {
           // A failed round leaves nothing half done: unemitted emails are offered on the next one.
+          this.fullCheckWanted = true;
           this.opts.log("warn", `check failed: ${describe(err)}; closing the connection`);
           client.close();
           break;
@@ -298,9 +316,13 @@ export class MailboxWatcher {
     const progress = this.opts.store.current;
     const uids = await this.searchCandidates(client, progress);
     this.compact(progress, uids);
+    // The journal of settlements is folded into the progress file now and then, not per email.
+    if (this.opts.store.journalLength >= JOURNAL_FOLD_LINES) await this.opts.store.save();
     const settled = new Set(progress.settled.map((s) => s.uid));
     const room = this.opts.maxInFlight - this.inFlight.size;
-    const fresh = uids.filter((u) => !settled.has(u) && !this.inFlight.has(u)).slice(0, Math.max(0, room));
+    const open = uids.filter((u) => !settled.has(u) && !this.inFlight.has(u));
+    const fresh = open.slice(0, Math.max(0, room));
+    this.heldBack = fresh.length < open.length;
     for (let i = 0; i < fresh.length; i += FETCH_BATCH) {
       await this.fetchAndEmit(client, fresh.slice(i, i + FETCH_BATCH));
     }
@@ -343,20 +365,37 @@ export class MailboxWatcher {
 
   /** Whether the emails in flight hold enough memory that no more may be fetched now. */
   private get memoryFull(): boolean {
-    if (this.inFlight.size === 0) return false;
+    if (this.inFlight.size === 0 && this.parsingBytes === 0) return false;
     let bytes = 0;
     for (const f of this.inFlight.values()) bytes += f.size;
-    return bytes >= this.maxInFlightBytes;
+    return bytes + this.parsingBytes >= this.maxInFlightBytes;
   }
 
   private async fetchAndEmit(client: ImapFlow, uids: number[]): Promise<void> {
-    if (this.memoryFull) return; // the next settlement asks for another check
+    if (this.memoryFull) {
+      this.heldBack = true; // the next settlement asks for another check
+      return;
+    }
+    // Most alarm emails are a few KB: the server names those, and they come whole with their size
+    // and date in one FETCH, without first asking every email's size.
+    const found = await client.search({ uid: uidSet(uids), smaller: SMALL_EMAIL_BYTES }, { uid: true });
+    const smallOnes = new Set(found || []);
+    const small = uids.filter((u) => smallOnes.has(u));
+    if (small.length > 0) await this.fetchWhole(client, small, null);
+    const others = uids.filter((u) => !smallOnes.has(u));
+    if (others.length > 0) await this.fetchSized(client, others);
+  }
+
+  /** Emails of any size: sizes first, then small ones whole, chunk by chunk, and larger ones streamed. */
+  private async fetchSized(client: ImapFlow, uids: number[]): Promise<void> {
+    if (this.memoryFull) {
+      this.heldBack = true;
+      return;
+    }
     const listed = new Map<number, Listed>();
     const query = { uid: true, size: true, internalDate: true };
-    for await (const m of client.fetch(uids.join(","), query, { uid: true })) {
-      const at = m.internalDate instanceof Date ? m.internalDate : m.internalDate ? new Date(m.internalDate) : null;
-      const receivedAt = at && !Number.isNaN(at.getTime()) ? at.toISOString() : null;
-      listed.set(m.uid, { size: m.size ?? 0, receivedAt });
+    for await (const m of client.fetch(uidSet(uids), query, { uid: true })) {
+      listed.set(m.uid, { size: m.size ?? 0, receivedAt: isoDate(m.internalDate) });
     }
     const limit = this.opts.maxInMemoryAttachmentBytes;
     // Small emails come whole in one FETCH per chunk of at most FETCH_BATCH_BYTES; larger ones
@@ -368,52 +407,105 @@ export class MailboxWatcher {
       limit,
       chunkBytes,
     )) {
-      if (this.memoryFull) return;
-      const sources = new Map<number, Buffer>();
+      if (this.memoryFull) {
+        this.heldBack = true;
+        return;
+      }
       const whole = chunk.filter((u) => (listed.get(u)?.size ?? 0) <= limit);
-      if (whole.length > 0) {
-        for await (const m of client.fetch(whole.join(","), { uid: true, source: true }, { uid: true })) {
-          if (m.source) sources.set(m.uid, m.source);
+      if (whole.length > 0) await this.fetchWhole(client, whole, listed);
+      // Larger emails are streamed one by one.
+      for (const uid of chunk) {
+        const about = listed.get(uid);
+        if (!about || about.size <= limit || this.stopped) continue;
+        if (this.memoryFull) {
+          this.heldBack = true;
+          return;
         }
-      }
-      await this.emitChunk(client, chunk, sources, listed);
-    }
-  }
-
-  private async emitChunk(client: ImapFlow, uids: number[], sources: Map<number, Buffer>, listed: Map<number, Listed>) {
-    for (const uid of uids) {
-      const about = listed.get(uid);
-      if (!about || this.stopped) continue; // expunged meanwhile
-      // Fetched but not emitted: fetched again once memory is free (at most one chunk is wasted).
-      if (this.memoryFull) return;
-      let source: Buffer | Readable | undefined = sources.get(uid);
-      if (!source) {
         const download = await client.download(String(uid), undefined, { uid: true });
-        if (!("content" in download) || !download.content) continue;
-        source = download.content;
+        if (!("content" in download) || !download.content) continue; // expunged meanwhile
+        const email = await this.parse(uid, download.content);
+        this.emitEmail(
+          uid,
+          email instanceof UnreadableEmailError ? await this.describeUnreadable(client, uid, email) : email,
+          about,
+        );
       }
-      await this.parseAndEmit(client, uid, source, about);
     }
   }
 
-  private async parseAndEmit(client: ImapFlow, uid: number, source: Buffer | Readable, about: Listed) {
-    const uidValidity = this.uidValidity ?? "";
-    let email: ParsedEmail;
-    try {
-      email = await parseEmail(source, {
-        maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes,
-        spoolDir: `${this.opts.spoolDir}/${uidValidity}-${uid}`,
+  /**
+   * Fetches whole emails in one FETCH (their sizes and dates with them when `listed` is null), parses
+   * them as they arrive, while the server sends the next ones (on the worker thread in a burst), and
+   * emits them in order as their parses finish.
+   */
+  private async fetchWhole(client: ImapFlow, uids: number[], listed: Map<number, Listed> | null): Promise<void> {
+    const unreadable: [number, Listed, UnreadableEmailError][] = [];
+    let emitted: Promise<void> = Promise.resolve();
+    let failure: unknown;
+    const query = listed ? { uid: true, source: true } : { uid: true, size: true, internalDate: true, source: true };
+    for await (const m of client.fetch(uidSet(uids), query, { uid: true })) {
+      const about = listed ? listed.get(m.uid) : { size: m.size ?? 0, receivedAt: isoDate(m.internalDate) };
+      if (!m.source || !about || this.stopped || failure) continue;
+      // Fetched but not emitted: fetched again once memory is free (at most one chunk is wasted).
+      if (this.memoryFull) {
+        this.heldBack = true;
+        continue;
+      }
+      const uid = m.uid;
+      this.parsingBytes += about.size;
+      const parsing = this.parse(uid, m.source, uids.length >= BURST).finally(() => {
+        this.parsingBytes -= about.size;
       });
+      emitted = emitted
+        .then(() => parsing)
+        .then((email) => {
+          // The envelope of an unreadable email is asked for once this FETCH is over.
+          if (email instanceof UnreadableEmailError) unreadable.push([uid, about, email]);
+          else if (!this.stopped) this.emitEmail(uid, email, about);
+        })
+        .catch((err: unknown) => {
+          failure ??= err;
+        });
+      if (this.parsingBytes >= PARSE_AHEAD_BYTES) await emitted;
+    }
+    await emitted;
+    if (failure) throw failure;
+    for (const [uid, about, problem] of unreadable) {
+      this.emitEmail(uid, await this.describeUnreadable(client, uid, problem), about);
+    }
+  }
+
+  /** Parses an email; unreadable MIME comes back as the error, other failures (disk, stream) throw. */
+  private async parse(
+    uid: number,
+    source: Buffer | Readable,
+    onWorker = false,
+  ): Promise<ParsedEmail | UnreadableEmailError> {
+    const options = {
+      maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes,
+      spoolDir: `${this.opts.spoolDir}/${this.uidValidity ?? ""}-${uid}`,
+    };
+    try {
+      return onWorker && Buffer.isBuffer(source)
+        ? await parseInWorker(source, options)
+        : await parseEmail(source, options);
     } catch (err) {
       // A failed download is retried on the next connection; only unreadable MIME goes on, empty,
       // because it is still an email someone sent: it is rejected and reviewed, not dropped.
       if (!(err instanceof UnreadableEmailError)) throw err;
-      this.opts.log("warn", `uid ${uid}: ${describe(err)}`);
-      // The server's envelope names the email for the review: asked for only when needed.
-      const known = await client.fetchOne(String(uid), { uid: true, envelope: true }, { uid: true }).catch(() => false);
-      email = emptyEmail(describe(err), typeof known === "object" ? known.envelope : undefined);
+      return err;
     }
-    const ref: EmailRef = { uidValidity, uid, messageId: email.messageId };
+  }
+
+  /** The server's envelope names an unreadable email for the review: asked for only when needed. */
+  private async describeUnreadable(client: ImapFlow, uid: number, problem: UnreadableEmailError): Promise<ParsedEmail> {
+    this.opts.log("warn", `uid ${uid}: ${describe(problem)}`);
+    const known = await client.fetchOne(String(uid), { uid: true, envelope: true }, { uid: true }).catch(() => false);
+    return emptyEmail(describe(problem), typeof known === "object" ? known.envelope : undefined);
+  }
+
+  private emitEmail(uid: number, email: ParsedEmail, about: Listed): void {
+    const ref: EmailRef = { uidValidity: this.uidValidity ?? "", uid, messageId: email.messageId };
     this.inFlight.set(uid, { ref, emittedAt: Date.now(), email, size: about.size });
     this.opts.emit({ ref, email, size: about.size, receivedAt: about.receivedAt });
   }
@@ -429,12 +521,27 @@ export class MailboxWatcher {
     }
     for (const [key, group] of groups) {
       const action = JSON.parse(key) as ServerAction;
-      const range = group.map((s) => s.uid).join(",");
+      const range = uidSet(group.map((s) => s.uid));
       if (action.kind === "seen") {
-        await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
+        // The server answers the STORE with each email's flags: those confirm it. Only emails it
+        // did not mention (expunged by someone else, or an unusual server) are asked about.
+        const confirmed = new Set<number>();
+        const onFlags = (e: { uid?: number; flags?: Set<string> }) => {
+          if (e.uid !== undefined && e.flags?.has("\\Seen")) confirmed.add(e.uid);
+        };
+        client.on("flags", onFlags);
+        try {
+          await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
+        } finally {
+          client.off("flags", onFlags);
+        }
+        const unsure = group.filter((s) => !confirmed.has(s.uid));
         const unread = new Set<number>();
-        for await (const m of client.fetch(range, { uid: true, flags: true }, { uid: true })) {
-          if (!m.flags?.has("\\Seen")) unread.add(m.uid);
+        if (unsure.length > 0) {
+          const asked = uidSet(unsure.map((s) => s.uid));
+          for await (const m of client.fetch(asked, { uid: true, flags: true }, { uid: true })) {
+            if (!m.flags?.has("\\Seen")) unread.add(m.uid);
+          }
         }
         // Read now, or gone (expunged by someone else): either way nothing is left to do.
         this.markApplied(group.filter((s) => !unread.has(s.uid)));
@@ -448,7 +555,7 @@ export class MailboxWatcher {
           this.opts.log("warn", `${action.kind} not confirmed for uids ${[...left].join(",")}; retrying later`);
       }
     }
-    await this.opts.store.save();
+    // Not saved: after a crash a settlement whose action was done is done again, which changes nothing.
   }
 
   private markApplied(done: SettledEmail[]): void {
@@ -531,6 +638,24 @@ export class MailboxWatcher {
 /** The watcher cannot work as configured (missing folder, ...): retried slowly, shown in red. */
 export class ConfigurationError extends Error {
   override readonly name = "ConfigurationError";
+}
+
+/** A UID set for a command, with runs written as ranges: "3:7,9" rather than "3,4,5,6,7,9". */
+export function uidSet(uids: number[]): string {
+  const sorted = [...uids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] as number) + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
+function isoDate(value: Date | string | undefined): string | null {
+  const at = value instanceof Date ? value : value ? new Date(value) : null;
+  return at && !Number.isNaN(at.getTime()) ? at.toISOString() : null;
 }
 
 function serverText(err: unknown): string {

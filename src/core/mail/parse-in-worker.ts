@@ -1,0 +1,122 @@
+// parseEmail for whole emails (Buffers) on a worker thread shared by every connector in the process,
+// for bursts: while hundreds of emails wait, they are parsed on a second core while the main thread
+// runs IMAP and the flow. The worker is started by the first burst (emails are parsed here until it
+// is ready) and ended after a minute without work, because a thread costs ~30 MB of memory.
+// It is an optimisation only: if it cannot start or dies, emails are parsed here.
+import { extname, join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { type ParsedEmail, type ParseEmailOptions, parseEmail, UnreadableEmailError } from "./parse-email";
+import type { ParseReply, ParseRequest } from "./parse-worker";
+
+interface Waiting {
+  resolve(email: ParsedEmail): void;
+  reject(err: Error): void;
+}
+
+const IDLE_END_MS = 60_000;
+
+let worker: Worker | undefined;
+let ready = false;
+let idleTimer: NodeJS.Timeout | undefined;
+const waiting = new Map<number, Waiting>();
+let nextId = 1;
+
+/** Parses one whole email, on the worker thread once it is ready; the same result and errors as parseEmail. */
+export async function parseInWorker(source: Buffer, options: ParseEmailOptions): Promise<ParsedEmail> {
+  const thread = started();
+  if (!thread || !ready) return parseEmail(source, options);
+  const id = nextId++;
+  const reply = new Promise<ParsedEmail>((resolve, reject) => waiting.set(id, { resolve, reject }));
+  if (waiting.size === 1) thread.ref(); // an answer is awaited: keep the process up for it
+  // A copy of just these bytes (a Buffer may view a larger pool, which would all be cloned), moved over.
+  const bytes = new Uint8Array(source);
+  thread.postMessage({ id, source: bytes, options } satisfies ParseRequest, [bytes.buffer]);
+  try {
+    return await reply;
+  } catch (err) {
+    if (err instanceof UnreadableEmailError) throw err;
+    return parseEmail(source, options); // the worker failed, not the email's MIME
+  }
+}
+
+/** Starts the worker if needed and resolves once it takes emails (false if it cannot start). */
+export function parseWorkerReady(): Promise<boolean> {
+  const thread = started();
+  if (!thread) return Promise.resolve(false);
+  if (ready) return Promise.resolve(true);
+  thread.ref(); // awaited: keep the process up for it
+  return new Promise((resolve) => {
+    const onMessage = (m: unknown) => {
+      if (m !== "ready") return;
+      thread.off("message", onMessage);
+      thread.off("exit", onExit);
+      if (waiting.size === 0) thread.unref();
+      resolve(true);
+    };
+    const onExit = () => {
+      thread.off("message", onMessage);
+      resolve(false);
+    };
+    thread.on("message", onMessage);
+    thread.on("exit", onExit);
+  });
+}
+
+/** Whether emails go to the worker now (it is running and loaded). */
+export function parseWorkerRunning(): boolean {
+  return worker !== undefined && ready;
+}
+
+/** Ends the worker; emails being parsed on it are parsed on the main thread instead. */
+export async function stopParseWorker(): Promise<void> {
+  await worker?.terminate();
+}
+
+/** The worker, starting it if needed; undefined if it cannot be started. */
+function started(): Worker | undefined {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => void stopParseWorker(), IDLE_END_MS).unref();
+  if (worker) return worker;
+  let thread: Worker;
+  try {
+    // Built: parse-worker.js beside this file; under tsx (tests), the .ts, loaded through the inherited --import.
+    thread = new Worker(join(__dirname, `parse-worker${extname(__filename)}`));
+  } catch {
+    return undefined;
+  }
+  thread.unref(); // never what keeps Node-RED from exiting
+  ready = false;
+  thread.on("message", (reply: ParseReply | "ready") => {
+    if (reply === "ready") {
+      ready = worker === thread;
+      return;
+    }
+    const w = waiting.get(reply.id);
+    if (!w) return;
+    waiting.delete(reply.id);
+    if (waiting.size === 0) thread.unref();
+    if ("email" in reply) w.resolve(revive(reply.email));
+    else
+      w.reject(reply.error.unreadable ? new UnreadableEmailError(reply.error.message) : new Error(reply.error.message));
+  });
+  const fail = (err: Error) => {
+    if (worker !== thread) return;
+    worker = undefined;
+    ready = false;
+    for (const w of waiting.values()) w.reject(new Error(`parse worker stopped: ${err.message}`));
+    waiting.clear();
+  };
+  thread.on("error", fail);
+  thread.on("exit", (code) => fail(new Error(`exit code ${code}`)));
+  worker = thread;
+  return thread;
+}
+
+/** Attachment bytes cross the thread boundary as Uint8Array: make them Buffers again, without copying. */
+function revive(email: ParsedEmail): ParsedEmail {
+  for (const a of email.attachments) {
+    const bytes = a.content as Uint8Array | null;
+    if (bytes && !Buffer.isBuffer(bytes)) a.content = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return email;
+}

@@ -1,0 +1,89 @@
+// Parsing on the worker thread gives exactly what parsing on the main thread gives, and a worker
+// that is gone costs nothing but speed.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeEach, describe, it } from "node:test";
+
+// The built modules (npm test builds first), as Node-RED loads them: the worker thread runs the
+// built parse-worker.js, which needs no TypeScript loader.
+const { parseEmail, UnreadableEmailError } =
+  require("../../nodes/core/mail/parse-email.js") as typeof import("../../src/core/mail/parse-email");
+const { parseInWorker, parseWorkerReady, parseWorkerRunning, stopParseWorker } =
+  require("../../nodes/core/mail/parse-in-worker.js") as typeof import("../../src/core/mail/parse-in-worker");
+
+const FIXTURES = join(__dirname, "..", "fixtures", "emails");
+
+describe("parseInWorker", () => {
+  beforeEach(async () => {
+    assert.equal(await parseWorkerReady(), true, "the worker starts");
+  });
+
+  it("gives the same email as parseEmail for every fixture", async () => {
+    const files = readdirSync(FIXTURES).filter((f) => f.endsWith(".eml"));
+    assert.ok(files.length >= 19);
+    // All at once, as a burst comes: answers must find their own callers.
+    const results = await Promise.all(
+      files.map(async (f) => {
+        const source = readFileSync(join(FIXTURES, f));
+        return [f, await parseInWorker(source, {}), await parseEmail(source, {})] as const;
+      }),
+    );
+    for (const [file, onWorker, onMain] of results) assert.deepEqual(onWorker, onMain, file);
+  });
+
+  it("gives attachments back as Buffers", async () => {
+    const source = Buffer.from(
+      [
+        "From: cam@example.com",
+        "Subject: snapshot",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/mixed; boundary="b"',
+        "",
+        "--b",
+        "Content-Type: text/plain",
+        "",
+        "Motion zone 3",
+        "--b",
+        'Content-Type: image/jpeg; name="snap.jpg"',
+        "Content-Transfer-Encoding: base64",
+        'Content-Disposition: attachment; filename="snap.jpg"',
+        "",
+        Buffer.from("JPEGDATA").toString("base64"),
+        "--b--",
+        "",
+      ].join("\r\n"),
+    );
+    const email = await parseInWorker(source, {});
+    const [attachment] = email.attachments;
+    assert.ok(Buffer.isBuffer(attachment?.content));
+    assert.equal(attachment?.content?.toString(), "JPEGDATA");
+  });
+
+  it("throws UnreadableEmailError for MIME the parser refuses, as parseEmail does", async () => {
+    const source = Buffer.from(`Subject: x\r\nX-A: ${"a".repeat(1_100_000)}\r\n\r\nbody`); // header block over 1 MB
+    const onMain = await parseEmail(source, {}).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    const onWorker = await parseInWorker(source, {}).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    assert.ok(onMain instanceof UnreadableEmailError);
+    assert.ok(onWorker instanceof UnreadableEmailError);
+    assert.equal(onWorker.message, onMain.message);
+  });
+
+  it("parses on the main thread when the worker dies mid-parse", async () => {
+    const source = readFileSync(join(FIXTURES, "plain-4-line.eml"));
+    const parsing = parseInWorker(source, {});
+    await stopParseWorker(); // as if the worker crashed with the email on it
+    assert.equal(parseWorkerRunning(), false);
+    assert.deepEqual(await parsing, await parseEmail(source, {}));
+    // the next email starts a new worker, and is parsed here until it is ready
+    assert.deepEqual(await parseInWorker(source, {}), await parseEmail(source, {}));
+    assert.equal(await parseWorkerReady(), true);
+    assert.equal(parseWorkerRunning(), true);
+  });
+});
