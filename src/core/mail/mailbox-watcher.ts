@@ -17,7 +17,7 @@ import {
   UnreadableEmailError,
   unreadableEmail,
 } from "./parse-email";
-import { parseInWorker } from "./parse-in-worker";
+import { parseInWorker, parseWorkerRunning, startParseWorker } from "./parse-in-worker";
 import {
   type FolderProgress,
   type ProgressStore,
@@ -443,6 +443,8 @@ export class MailboxWatcher {
     let emitted: Promise<void> = Promise.resolve();
     let failure: unknown;
     const query = listed ? { uid: true, source: true } : { uid: true, size: true, internalDate: true, source: true };
+    const burst = uids.length >= BURST;
+    if (burst) startParseWorker();
     for await (const m of client.fetch(uidSet(uids), query, { uid: true })) {
       const about = listed ? listed.get(m.uid) : { size: m.size ?? 0, receivedAt: isoDate(m.internalDate) };
       if (!m.source || !about || this.stopped || failure) continue;
@@ -452,8 +454,11 @@ export class MailboxWatcher {
         continue;
       }
       const uid = m.uid;
+      // Until the worker is ready, one email at a time here: the first ones are out soonest that way.
+      const onWorker = burst && parseWorkerRunning();
+      if (!onWorker) await emitted;
       this.parsingBytes += about.size;
-      const parsing = this.parse(uid, m.source, uids.length >= BURST).finally(() => {
+      const parsing = this.parse(uid, m.source, onWorker).finally(() => {
         this.parsingBytes -= about.size;
       });
       emitted = emitted

@@ -1,6 +1,6 @@
 // parseEmail for whole emails (Buffers) on a worker thread shared by every connector in the process,
 // for bursts: while hundreds of emails wait, they are parsed on a second core while the main thread
-// runs IMAP and the flow. The worker is started by the first burst (emails are parsed here until it
+// runs IMAP and the flow. The worker is started by a burst (its first emails are parsed here until it
 // is ready) and ended after a minute without work, because a thread costs ~30 MB of memory.
 // It is an optimisation only: if it cannot start or dies, emails are parsed here.
 import { extname, join } from "node:path";
@@ -37,6 +37,11 @@ export async function parseInWorker(source: Buffer, options: ParseEmailOptions):
     if (err instanceof UnreadableEmailError) throw err;
     return parseEmail(source, options); // the worker failed, not the email's MIME
   }
+}
+
+/** Starts the worker ahead of a burst (it takes a moment to load mailparser). */
+export function startParseWorker(): void {
+  started();
 }
 
 /** Starts the worker if needed and resolves once it takes emails (false if it cannot start). */

@@ -16,16 +16,23 @@ export type ParseReply =
 // Loaded (mailparser and all): the main thread may send emails now.
 parentPort?.postMessage("ready");
 
+// One email at a time, in the order sent: parsing is CPU work, so running several at once would
+// only make each answer later (the first of a burst would come back with the last).
+let queue: Promise<void> = Promise.resolve();
 parentPort?.on("message", (request: ParseRequest) => {
-  const source = Buffer.from(request.source.buffer, request.source.byteOffset, request.source.byteLength);
-  parseEmail(source, request.options).then(
-    (email) => parentPort?.postMessage({ id: request.id, email } satisfies ParseReply),
-    (err: unknown) => {
-      const error = {
-        message: err instanceof Error ? err.message : String(err),
-        unreadable: err instanceof UnreadableEmailError,
-      };
-      parentPort?.postMessage({ id: request.id, error } satisfies ParseReply);
-    },
-  );
+  queue = queue.then(() => parseOne(request));
 });
+
+async function parseOne(request: ParseRequest): Promise<void> {
+  const source = Buffer.from(request.source.buffer, request.source.byteOffset, request.source.byteLength);
+  try {
+    const email = await parseEmail(source, request.options);
+    parentPort?.postMessage({ id: request.id, email } satisfies ParseReply);
+  } catch (err) {
+    const error = {
+      message: err instanceof Error ? err.message : String(err),
+      unreadable: err instanceof UnreadableEmailError,
+    };
+    parentPort?.postMessage({ id: request.id, error } satisfies ParseReply);
+  }
+}
