@@ -341,6 +341,18 @@ export class MailboxWatcher {
   /** Forgets settled emails that no longer need remembering, so the progress file stays small. */
   private compact(progress: FolderProgress, candidates: number[]): void {
     const present = new Set(candidates);
+    if (this.opts.take === "unseen") {
+      // Marked read, yet the server still lists it unread: mark it again.
+      const unread = progress.settled.filter((s) => s.applied && s.action.kind === "seen" && present.has(s.uid));
+      if (unread.length > 0) {
+        this.opts.log(
+          "warn",
+          `uids ${uidSet(unread.map((s) => s.uid))} are unread again after being marked read (by another client?): marking them read again; they are not raised again`,
+        );
+        for (const s of unread) s.applied = false;
+        this.requestCheck("apply");
+      }
+    }
     const keep = (s: SettledEmail) => !s.applied || present.has(s.uid);
     if (progress.settled.every(keep) && this.opts.take === "unseen") return;
     this.opts.store.update((p) => {
@@ -528,28 +540,9 @@ export class MailboxWatcher {
       const action = JSON.parse(key) as ServerAction;
       const range = uidSet(group.map((s) => s.uid));
       if (action.kind === "seen") {
-        // The server answers the STORE with each email's flags: those confirm it. Only emails it
-        // did not mention (expunged by someone else, or an unusual server) are asked about.
-        const confirmed = new Set<number>();
-        const onFlags = (e: { uid?: number; flags?: Set<string> }) => {
-          if (e.uid !== undefined && e.flags?.has("\\Seen")) confirmed.add(e.uid);
-        };
-        client.on("flags", onFlags);
-        try {
-          await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
-        } finally {
-          client.off("flags", onFlags);
-        }
-        const unsure = group.filter((s) => !confirmed.has(s.uid));
-        const unread = new Set<number>();
-        if (unsure.length > 0) {
-          const asked = uidSet(unsure.map((s) => s.uid));
-          for await (const m of client.fetch(asked, { uid: true, flags: true }, { uid: true })) {
-            if (!m.flags?.has("\\Seen")) unread.add(m.uid);
-          }
-        }
-        // Read now, or gone (expunged by someone else): either way nothing is left to do.
-        this.markApplied(group.filter((s) => !unread.has(s.uid)));
+        // Silent: a burst's thousand FLAGS answers would cost more than the emails. The tagged OK
+        // is the server's word; an email still unread at the next search is marked again (compact).
+        if (await client.messageFlagsAdd(range, ["\\Seen"], { uid: true, silent: true })) this.markApplied(group);
       } else {
         if (action.kind === "move") await client.messageMove(range, action.folder, { uid: true });
         else if (action.kind === "delete") await client.messageDelete(range, { uid: true });
