@@ -1,4 +1,4 @@
-// `npm run bench`: every bench in sequence with modest counts (about 12 minutes on 2 cores), each
+// `npm run bench`: every bench in sequence with the counts issue #10 names (about 20 minutes on 2 cores), each
 // writing its section of bench/results.md, then a summary of issue #10's goals at the top of it.
 // Needs root (the Dovecot stand-in) and a build (`npm run build`): the benches load nodes/.
 //   node --import tsx bench/run-all.ts [--only name,name] [--skip name,name]
@@ -26,14 +26,14 @@ const BENCHES: Bench[] = [
   { name: "outbox-latency", file: "outbox-latency.ts", args: ["--write-results"] },
   { name: "datamap-throughput", file: "datamap-throughput.ts", args: ["--write-results"] },
   { name: "parse-memory", file: "parse-memory.ts", args: [], nodeArgs: ["--expose-gc"] },
-  { name: "pickup-latency", file: "pickup-latency.ts", args: ["--count", "50"] },
+  { name: "pickup-latency", file: "pickup-latency.ts", args: ["--count", "200"] },
   { name: "end-to-end", file: "end-to-end.ts", args: ["--count", "60", "--write-results"] },
   { name: "burst", file: "burst.ts", args: ["--count", "1000", "--write-results"] },
   { name: "memory", file: "memory.ts", args: ["--write-results"] },
   { name: "token-economy", file: "token-economy.ts", args: ["--write-results"] },
 ];
 
-const ORDER = ["end-to-end", "burst", "memory", "token-economy"];
+const ORDER = ["pickup-latency", "end-to-end", "burst", "memory", "token-economy"];
 
 function main(): void {
   if (withTestCa()) return;

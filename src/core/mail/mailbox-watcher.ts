@@ -97,6 +97,8 @@ const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
 const BURST = 8;
 /** Emails smaller than this (most alarm emails) are fetched whole without asking their size first. */
 const SMALL_EMAIL_BYTES = 64 * 1024;
+/** Small emails per FETCH: at most 32 MiB of them (a FETCH's answer may wait in memory as a whole). */
+const SMALL_BATCH = Math.floor(FETCH_BATCH_BYTES / SMALL_EMAIL_BYTES);
 /** Emails fetched ahead of the one being emitted, at most this many bytes of them. */
 const PARSE_AHEAD_BYTES = 4 * 1024 * 1024;
 /** Settlements journalled before the progress file is rewritten with them. */
@@ -323,9 +325,7 @@ export class MailboxWatcher {
     const open = uids.filter((u) => !settled.has(u) && !this.inFlight.has(u));
     const fresh = open.slice(0, Math.max(0, room));
     this.heldBack = fresh.length < open.length;
-    for (let i = 0; i < fresh.length; i += FETCH_BATCH) {
-      await this.fetchAndEmit(client, fresh.slice(i, i + FETCH_BATCH));
-    }
+    if (fresh.length > 0) await this.fetchAndEmit(client, fresh);
     this.opts.onState({ kind: "watching", inFlight: this.inFlight.size });
   }
 
@@ -389,13 +389,17 @@ export class MailboxWatcher {
       return;
     }
     // Most alarm emails are a few KB: the server names those, and they come whole with their size
-    // and date in one FETCH, without first asking every email's size.
+    // and date in one FETCH per SMALL_BATCH, without first asking every email's size.
     const found = await client.search({ uid: uidSet(uids), smaller: SMALL_EMAIL_BYTES }, { uid: true });
     const smallOnes = new Set(found || []);
     const small = uids.filter((u) => smallOnes.has(u));
-    if (small.length > 0) await this.fetchWhole(client, small, null);
+    for (let i = 0; i < small.length; i += SMALL_BATCH) {
+      await this.fetchWhole(client, small.slice(i, i + SMALL_BATCH), null);
+    }
     const others = uids.filter((u) => !smallOnes.has(u));
-    if (others.length > 0) await this.fetchSized(client, others);
+    for (let i = 0; i < others.length; i += FETCH_BATCH) {
+      await this.fetchSized(client, others.slice(i, i + FETCH_BATCH));
+    }
   }
 
   /** Emails of any size: sizes first, then small ones whole, chunk by chunk, and larger ones streamed. */
