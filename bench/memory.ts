@@ -38,7 +38,7 @@ const SMALL = f.num("small", 1000);
 const MANY = f.num("many", 10_000);
 /** The email-connector's "keep attachments in memory up to" (MB); the editor's default is 10. */
 const IN_MEMORY_MB = f.str("in-memory-mb");
-const MODES = (f.str("modes") ?? "waiting,live").split(",") as Mode[];
+const MODES = (f.str("modes") ?? "waiting,live").split(",").filter(Boolean) as Mode[];
 const QUIET_MS = 3000;
 const GOAL_PEAK_MB = 200;
 /** Decimal megabytes, as the issue counts (its anchor's 1.87 GB is 1,780 MiB). */

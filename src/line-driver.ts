@@ -11,7 +11,7 @@ import { OutboxPump, type PumpOutcome } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
 import { Outbox } from "./core/outbox/outbox";
 import { registerLineDriverTest } from "./line-driver-test";
-import { settleEmail } from "./settle";
+import { settleEmail, settlementOf } from "./settle";
 
 interface LineDriverDef extends NodeDef {
   protocol: "dc09" | "surgard";
@@ -54,6 +54,17 @@ interface QueuedAlarm {
   protocol?: AlarmChannel["protocol"];
   body: unknown;
   alarm: AlarmEvent;
+}
+
+/**
+ * What makes a second copy of an alarm a duplicate in the outbox: its email's Message-ID; for an
+ * email without one, the email itself as its connector knows it (folder UIDVALIDITY + UID), which is
+ * what comes again when a restart offers an email whose alarm was accepted but not yet settled.
+ */
+function dedupeKey(alarm: AlarmEvent, msg: object): string | null {
+  if (alarm.source?.messageId) return alarm.source.messageId;
+  const ref = settlementOf(msg)?.ref;
+  return ref ? `email:${ref.connector}/${ref.uidValidity}/${ref.uid}` : null;
 }
 
 /** Shortest time between two status updates of a line-driver. */
@@ -217,7 +228,7 @@ module.exports = (RED: NodeAPI) => {
       const box = await opened;
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream.
       try {
-        await box.accept({ protocol: channel.protocol, body, alarm }, alarm.source?.messageId ?? null);
+        await box.accept({ protocol: channel.protocol, body, alarm }, dedupeKey(alarm, msg));
       } catch (err) {
         // Not on disk: the email is not settled, so it stays unread and is offered again.
         const code =

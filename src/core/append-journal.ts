@@ -5,6 +5,7 @@
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { syncDir } from "./sync-dir";
 
 interface Queued {
   line: string;
@@ -65,7 +66,11 @@ export class AppendJournal {
         const bytes = Buffer.from(batch.map((q) => `${q.line}\n`).join(""));
         const file = await this.opened();
         try {
-          await file.write(bytes, 0, bytes.length, this.size);
+          for (let done = 0; done < bytes.length; ) {
+            const { bytesWritten } = await file.write(bytes, done, bytes.length - done, this.size + done);
+            if (bytesWritten <= 0) throw new Error("write made no progress");
+            done += bytesWritten;
+          }
           await file.datasync();
         } catch (err) {
           // Nothing of this batch counts: cut what may have reached the file before the next write.
@@ -107,14 +112,5 @@ export class AppendJournal {
     }
     this.file = file;
     return file;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

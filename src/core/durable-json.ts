@@ -3,6 +3,7 @@
 // Concurrent saves share writes. The connectors' progress files are built on it.
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
+import { syncDir } from "./sync-dir";
 
 export class DurableJson<T> {
   private value: T;
@@ -81,11 +82,6 @@ export class DurableJson<T> {
       await file.close();
     }
     await rename(tmp, this.path);
-    const dir = await open(dirname(this.path), "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDir(dirname(this.path));
   }
 }

@@ -100,6 +100,22 @@ describe("line-driver (SIA DC-09)", () => {
     });
   }
 
+  it("takes an email without Message-ID offered again (same connector, UIDVALIDITY and UID) as a duplicate", async () => {
+    primary = await startDc09Receiver({ behaviour: "ack" });
+    const { node, outcomes } = await loadDriver({ port: primary.tcpPort });
+    const noId = (uid: number) => ({
+      alarm: alarm({ source: { messageId: null, from: "panel@site.test", subject: "Alarm", receivedAt: null } }),
+      emailRef: { connector: "conn-a", uidValidity: "1700000000", uid, messageId: null },
+    });
+    node.receive(noId(7));
+    node.receive(noId(7)); // as after a restart between the outbox write and the settlement
+    node.receive(noId(8)); // another email without Message-ID is its own alarm
+    await until(() => outcomes.length === 2, 5000, "two outcomes");
+    await sleep(500);
+    assert.equal(primary.acked.length, 2, "uid 7 once, uid 8 once");
+    assert.equal(outcomes.length, 2);
+  });
+
   it("sends Contact ID for CID alarms", async () => {
     primary = await startDc09Receiver({ behaviour: "ack" });
     const { node, outcomes } = await loadDriver({ port: primary.tcpPort });

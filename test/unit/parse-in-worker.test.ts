@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 // The built modules (npm test builds first), as Node-RED loads them: the worker thread runs the
 // built parse-worker.js, which needs no TypeScript loader.
@@ -33,31 +34,12 @@ describe("parseInWorker", () => {
   });
 
   it("gives attachments back as Buffers", async () => {
-    const source = Buffer.from(
-      [
-        "From: cam@example.com",
-        "Subject: snapshot",
-        "MIME-Version: 1.0",
-        'Content-Type: multipart/mixed; boundary="b"',
-        "",
-        "--b",
-        "Content-Type: text/plain",
-        "",
-        "Motion zone 3",
-        "--b",
-        'Content-Type: image/jpeg; name="snap.jpg"',
-        "Content-Transfer-Encoding: base64",
-        'Content-Disposition: attachment; filename="snap.jpg"',
-        "",
-        Buffer.from("JPEGDATA").toString("base64"),
-        "--b--",
-        "",
-      ].join("\r\n"),
-    );
-    const email = await parseInWorker(source, {});
-    const [attachment] = email.attachments;
+    const source = readFileSync(join(FIXTURES, "camera-html-inline-image.eml")); // a snapshot inline
+    const [attachment] = (await parseInWorker(source, {})).attachments;
+    const [same] = (await parseEmail(source, {})).attachments;
     assert.ok(Buffer.isBuffer(attachment?.content));
-    assert.equal(attachment?.content?.toString(), "JPEGDATA");
+    assert.ok(attachment?.content?.equals(same?.content ?? Buffer.alloc(0)));
+    assert.ok((attachment?.size ?? 0) > 0);
   });
 
   it("throws UnreadableEmailError for MIME the parser refuses, as parseEmail does", async () => {
@@ -85,5 +67,15 @@ describe("parseInWorker", () => {
     assert.deepEqual(await parseInWorker(source, {}), await parseEmail(source, {}));
     assert.equal(await parseWorkerReady(), true);
     assert.equal(parseWorkerRunning(), true);
+  });
+
+  it("ends the worker 2 s after its last email, to give its memory back between bursts", async () => {
+    const source = readFileSync(join(FIXTURES, "plain-4-line.eml"));
+    await parseInWorker(source, {});
+    assert.equal(parseWorkerRunning(), true);
+    await sleep(1000);
+    assert.equal(parseWorkerRunning(), true, "not while a burst may still be going on");
+    await sleep(1500);
+    assert.equal(parseWorkerRunning(), false);
   });
 });

@@ -6,6 +6,7 @@
 import { constants } from "node:fs";
 import { copyFile, type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { syncDir } from "../sync-dir";
 import { encodeJson, encodeRecord, LOG_VERSION, type LogRecord, type OutboxOutcome, parseLog } from "./records";
 
 export type { OutboxOutcome } from "./records";
@@ -462,15 +463,6 @@ async function writeAll(fd: FileHandle, bytes: Buffer, position: number): Promis
     const { bytesWritten } = await fd.write(bytes, done, bytes.length - done, position + done);
     if (bytesWritten <= 0) throw new Error("write made no progress");
     done += bytesWritten;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
