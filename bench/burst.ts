@@ -1,8 +1,9 @@
 // Burst: emails waiting in the folder when the flows start (a gateway back after an outage). How soon
 // after "Started flows" each is out of the mail node, exactly once, ours and node-red-node-email;
 // and, ours, how soon each alarm is ACKed by a local DC-09 receiver.
-//   node --import tsx bench/burst.ts [--count 1000] [--only ours|theirs] [--profile] [--write-results]
-import { readFileSync, writeFileSync } from "node:fs";
+//   node --import tsx bench/burst.ts [--count 1000] [--only ours|theirs] [--chains full,connector] [--profile] [--write-results]
+//   [--write-profile]: with --profile --chains full --only ours, writes where the time goes to bench/results.md
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { alarmEmail, type MailStack, startMailStack } from "../test/helpers/mail-stack";
@@ -23,6 +24,7 @@ import {
   today,
   type Who,
 } from "./harness";
+import { summariseProfile } from "./profile-summary";
 import { type GoalRow, goalTable, machine, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -163,6 +165,7 @@ async function main(): Promise<void> {
     return `| ${r.who === "ours" ? `${LABEL.ours} ${CHAIN_LABEL[r.chain]}` : LABEL.theirs} | ${COUNT} | ${r.emissions} | ${r.emissions - r.unique} | ${r.firstOut} | ${r.allOut} | ${r.lastOut} | ${rate(r.allOut)} | ${rate(r.lastOut)} | ${acked} |`;
   });
   for (const l of rows) console.log(l);
+  if (f.has("write-profile")) writeProfileSection();
   const ours = results.find((r) => r.who === "ours" && r.chain === "full");
   const theirs = results.find((r) => r.who === "theirs");
   const alone = results.find((r) => r.who === "ours" && r.chain === "connector");
@@ -224,6 +227,52 @@ async function main(): Promise<void> {
       ...rows,
       "",
       ...goalTable(goals),
+    ].join("\n"),
+  );
+}
+
+/**
+ * Where the time of the whole chain goes (run with --profile --chains full --only ours): the main
+ * thread's CPU profile from "Started flows" to the last ACK, and when emails came out and were ACKed.
+ */
+function writeProfileSection(): void {
+  const name = "burst-ours-full";
+  const profile = join(RUN_DIR, "bench-prof", `${name}.cpuprofile`);
+  const timeline = JSON.parse(readFileSync(join(RUN_DIR, `bench-${name}-timeline.json`), "utf8")) as {
+    started: number;
+    emitted: [string, number][];
+    acks: number[];
+  };
+  const out = timeline.emitted.map(([, t]) => t - timeline.started).sort((a, b) => a - b);
+  const acked = timeline.acks.map((t) => t - timeline.started).sort((a, b) => a - b);
+  const at = (list: number[], n: number) => list[Math.min(n, list.length) - 1] ?? Number.NaN;
+  const marks = [1, 100, 200, 400, 600, 800, COUNT];
+  const activity = summariseProfile(profile, {
+    fromMs: timeline.started,
+    toMs: Math.max(...timeline.acks),
+    wallEndMs: statSync(profile).mtimeMs,
+  });
+  const byActivity = activity.slice(2, activity.indexOf("self time by package / file:"));
+  writeSection(
+    "burst-profile",
+    [
+      `## Where the burst's time goes (ours, whole chain, ${COUNT} emails waiting)`,
+      "",
+      `\`node --import tsx bench/burst.ts --count ${COUNT} --chains full --only ours --profile --write-profile\`, ${today()}, ${machine()}.`,
+      "The profiler slows the child a little. The email-connector parses bursts of small emails on a worker thread",
+      "(started by the burst, ~100 ms to load; until then the main thread parses), so MIME parsing is mostly off this profile;",
+      "everything else (IMAP, Node-RED, data-map, outbox, DC-09) shares the main thread.",
+      "",
+      "| emails | 1st | 100th | 200th | 400th | 600th | 800th | last |",
+      "|---|---|---|---|---|---|---|---|",
+      `| out of the connector, ms after "Started flows" | ${marks.map((n) => at(out, n)).join(" | ")} |`,
+      `| ACKed by the receiver, ms | ${marks.map((n) => at(acked, n)).join(" | ")} |`,
+      "",
+      'Main thread from "Started flows" to the last ACK, by activity (first known frame from the leaf up):',
+      "",
+      "```",
+      ...byActivity,
+      "```",
     ].join("\n"),
   );
 }

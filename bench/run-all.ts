@@ -29,6 +29,11 @@ const BENCHES: Bench[] = [
   { name: "pickup-latency", file: "pickup-latency.ts", args: ["--count", "200"] },
   { name: "end-to-end", file: "end-to-end.ts", args: ["--count", "60", "--write-results"] },
   { name: "burst", file: "burst.ts", args: ["--count", "1000", "--write-results"] },
+  {
+    name: "burst-profile",
+    file: "burst.ts",
+    args: ["--count", "1000", "--chains", "full", "--only", "ours", "--profile", "--write-profile"],
+  },
   { name: "memory", file: "memory.ts", args: ["--write-results"] },
   { name: "token-economy", file: "token-economy.ts", args: ["--write-results"] },
 ];
