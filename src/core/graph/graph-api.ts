@@ -1,6 +1,6 @@
-// Microsoft Graph over HTTPS for one tenant. The Graph client library builds the requests; our own
-// middleware chain does the rest: the token (renewed once when Graph refuses it) and HTTPS with an
-// optional extra CA and an idle timeout. Around it: at most 4 requests at a time per mailbox
+// Microsoft Graph over HTTPS for one tenant: node:https (so an extra CA and an idle timeout can be set,
+// which the global fetch cannot take without undici), the token on every request (renewed once when Graph
+// refuses it), JSON bodies. Around it: at most 4 requests at a time per mailbox
 // ("MailboxConcurrency") and 429/503 honoured per mailbox, Retry-After first, backoff without it.
 // Every refusal becomes a GraphApiError that says what the user can do about it (../shared/o365.md).
 import type { IncomingMessage } from "node:http";
@@ -8,14 +8,6 @@ import { Agent, request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { rootCertificates } from "node:tls";
-import {
-  Client,
-  type Context,
-  GraphClientError,
-  type GraphRequest,
-  type Middleware,
-  ResponseType,
-} from "@microsoft/microsoft-graph-client";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
 import type { TokenSource } from "../mail/imap-login";
 
@@ -96,7 +88,8 @@ export class GraphApiError extends Error {
 }
 
 /** The request never got an HTTP answer (network, TLS, timeout, aborted). */
-export class GraphTransportError extends GraphClientError {
+export class GraphTransportError extends Error {
+  override readonly name = "GraphTransportError";
   override readonly cause: unknown;
 
   constructor(
@@ -107,9 +100,6 @@ export class GraphTransportError extends GraphClientError {
     readonly fromTokenSource = false,
   ) {
     super(message);
-    // GraphClientError's constructor sets its own prototype, which would hide this subclass
-    Object.setPrototypeOf(this, new.target.prototype);
-    this.name = "GraphTransportError";
     this.cause = cause;
   }
 }
@@ -121,8 +111,8 @@ type ThrottleListener = (retryInMs: number, mailbox: string) => void;
 
 export class GraphApi {
   readonly host: string;
-  private readonly client: Client;
   private readonly agent: Agent;
+  private readonly idleTimeoutMs: number;
   private readonly lanes = new Map<string, Lane>();
   private readonly throttleListeners = new Set<ThrottleListener>();
   private readonly maxConcurrent: number;
@@ -141,15 +131,8 @@ export class GraphApi {
     // `ca` replaces Node's trust store, so the system's roots go along with the extra ones
     const ca = opts.ca ? [...rootCertificates, ...caList(opts.ca)] : undefined;
     this.agent = new Agent({ keepAlive: true, ca });
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     if (opts.onThrottled) this.throttleListeners.add(opts.onThrottled);
-    const auth = new TokenMiddleware(opts.tokens, this.host);
-    const transport = new HttpsTransport(this.agent, opts.idleTimeoutMs ?? 60_000);
-    auth.setNext(transport);
-    this.client = Client.initWithMiddleware({
-      middleware: [auth, transport],
-      baseUrl: `https://${this.host}/`,
-      defaultVersion: GRAPH_VERSION,
-    });
   }
 
   /** Absolute URL for a path below /v1.0 (query values are encoded here), or an absolute link as is. */
@@ -290,20 +273,74 @@ export class GraphApi {
     }
   }
 
-  private call(method: HttpMethod, url: string, opts: CallOptions & { body?: unknown }): Promise<Response> {
-    let req: GraphRequest = this.client.api(url).responseType(ResponseType.RAW);
-    if (opts.headers) req = req.headers(opts.headers);
-    if (opts.signal) req = req.option("signal", opts.signal);
-    switch (method) {
-      case "GET":
-        return req.get();
-      case "POST":
-        return req.post(opts.body ?? {});
-      case "PATCH":
-        return req.patch(opts.body ?? {});
-      case "DELETE":
-        return req.delete();
+  /** One request with the token; a 401 gets one renewed token, never more. */
+  private async call(method: HttpMethod, url: string, opts: CallOptions & { body?: unknown }): Promise<Response> {
+    const target = new URL(url);
+    if (target.host.toLowerCase() !== this.host) {
+      throw new GraphTransportError(`refusing to send the Graph token to ${target.host}`);
     }
+    const headers: Record<string, string> = { ...opts.headers };
+    let body: string | Buffer | undefined;
+    if (method === "POST" || method === "PATCH") {
+      const content = opts.body ?? {};
+      body = typeof content === "string" || Buffer.isBuffer(content) ? content : JSON.stringify(content);
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
+        headers["Content-Type"] = "application/json";
+      }
+    }
+    const token = await this.token(() => this.opts.tokens.get());
+    const response = await this.send(
+      target,
+      method,
+      { ...headers, Authorization: `Bearer ${token}` },
+      body,
+      opts.signal,
+    );
+    if (response.status !== 401) return response;
+    await response.text().catch(() => undefined); // drained, so the connection is reused
+    const renewed = await this.token(() => this.opts.tokens.renewAfterRejection(token));
+    return this.send(target, method, { ...headers, Authorization: `Bearer ${renewed}` }, body, opts.signal);
+  }
+
+  /** The token source's own error (e.g. missing admin consent) must reach the caller unchanged. */
+  private async token(get: () => Promise<string>): Promise<string> {
+    try {
+      return await get();
+    } catch (err) {
+      throw new GraphTransportError(err instanceof Error ? err.message : String(err), err, false, true);
+    }
+  }
+
+  /** HTTPS through our agent; the answer as a web Response whose body streams. */
+  private async send(
+    url: URL,
+    method: HttpMethod,
+    headers: Record<string, string>,
+    body: string | Buffer | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Response> {
+    if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+    const idleTimeoutMs = this.idleTimeoutMs;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpsRequest(url, { method, headers, agent: this.agent, signal, timeout: idleTimeoutMs }, resolve);
+      req.on("timeout", () => {
+        req.destroy(new Error(`no answer from ${url.host} within ${Math.round(idleTimeoutMs / 1000)} s`));
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        reject(new GraphTransportError(networkText(err, url.host), err, err.name === "AbortError"));
+      });
+      req.end(body);
+    });
+    const status = res.statusCode ?? 0;
+    const responseHeaders = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
+      else if (value !== undefined) responseHeaders.set(name, value);
+    }
+    const empty = status === 204 || status === 205 || status === 304;
+    if (empty) res.resume();
+    const stream = empty ? null : (Readable.toWeb(res) as unknown as BodyInit);
+    return new Response(stream, { status, statusText: res.statusMessage ?? "", headers: responseHeaders });
   }
 
   private lane(mailbox: string): Lane {
@@ -387,117 +424,7 @@ class Slots {
   }
 }
 
-/** Puts the token on requests to our Graph host only; a 401 gets one renewed token, never more. */
-class TokenMiddleware implements Middleware {
-  private next: Middleware | undefined;
-
-  constructor(
-    private readonly tokens: TokenSource,
-    private readonly host: string,
-  ) {}
-
-  setNext(next: Middleware): void {
-    this.next = next;
-  }
-
-  async execute(context: Context): Promise<void> {
-    const next = this.next;
-    if (!next) throw new GraphTransportError("no transport after the token middleware");
-    const url = new URL(requestUrl(context));
-    if (url.host.toLowerCase() !== this.host) {
-      throw new GraphTransportError(`refusing to send the Graph token to ${url.host}`);
-    }
-    const token = await this.token(() => this.tokens.get());
-    setHeader(context, "Authorization", `Bearer ${token}`);
-    await next.execute(context);
-    if (context.response?.status !== 401) return;
-    await context.response.text().catch(() => undefined); // drained, so the connection is reused
-    const renewed = await this.token(() => this.tokens.renewAfterRejection(token));
-    setHeader(context, "Authorization", `Bearer ${renewed}`);
-    await next.execute(context);
-  }
-
-  /** The token source's own error (e.g. missing admin consent) must reach the caller unchanged. */
-  private async token(get: () => Promise<string>): Promise<string> {
-    try {
-      return await get();
-    } catch (err) {
-      throw new GraphTransportError(err instanceof Error ? err.message : String(err), err, false, true);
-    }
-  }
-}
-
-/** The last link of the chain: node:https (so an extra CA and an idle timeout can be set). */
-class HttpsTransport implements Middleware {
-  constructor(
-    private readonly agent: Agent,
-    private readonly idleTimeoutMs: number,
-  ) {}
-
-  async execute(context: Context): Promise<void> {
-    const url = new URL(requestUrl(context));
-    const init = context.options ?? {};
-    const method = (init.method ?? "GET").toUpperCase();
-    const headers = plainHeaders(init.headers);
-    const body = init.body;
-    if (body !== undefined && body !== null && typeof body !== "string" && !Buffer.isBuffer(body)) {
-      throw new GraphTransportError("request body must be JSON text");
-    }
-    if (body !== undefined && body !== null) headers["content-length"] = String(Buffer.byteLength(body));
-    const signal = init.signal ?? undefined;
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpsRequest(
-        url,
-        { method, headers, agent: this.agent, signal, timeout: this.idleTimeoutMs },
-        resolve,
-      );
-      req.on("timeout", () => {
-        req.destroy(new Error(`no answer from ${url.host} within ${Math.round(this.idleTimeoutMs / 1000)} s`));
-      });
-      req.on("error", (err: NodeJS.ErrnoException) => {
-        reject(new GraphTransportError(networkText(err, url.host), err, err.name === "AbortError"));
-      });
-      req.end(body ?? undefined);
-    });
-    const status = res.statusCode ?? 0;
-    const responseHeaders = new Headers();
-    for (const [name, value] of Object.entries(res.headers)) {
-      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
-      else if (value !== undefined) responseHeaders.set(name, value);
-    }
-    const empty = status === 204 || status === 205 || status === 304;
-    if (empty) res.resume();
-    const stream = empty ? null : (Readable.toWeb(res) as unknown as BodyInit);
-    context.response = new Response(stream, { status, statusText: res.statusMessage ?? "", headers: responseHeaders });
-  }
-}
-
 type BodyInit = ConstructorParameters<typeof Response>[0];
-
-function requestUrl(context: Context): string {
-  const r = context.request as unknown;
-  return typeof r === "string" ? r : (r as { url: string }).url;
-}
-
-function setHeader(context: Context, name: string, value: string): void {
-  context.options ??= {};
-  const headers = context.options.headers;
-  if (headers instanceof Headers) headers.set(name, value);
-  else context.options.headers = { ...plainHeaders(headers), [name]: value };
-}
-
-function plainHeaders(headers: unknown): Record<string, string> {
-  if (!headers) return {};
-  if (headers instanceof Headers) {
-    const out: Record<string, string> = {};
-    headers.forEach((value, name) => {
-      out[name] = value;
-    });
-    return out;
-  }
-  if (Array.isArray(headers)) return Object.fromEntries(headers as [string, string][]);
-  return { ...(headers as Record<string, string>) };
-}
 
 function caList(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [pem];
