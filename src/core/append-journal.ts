@@ -3,8 +3,9 @@
 // made while a write is under way share the next write + fdatasync (group commit). A write that
 // fails is cut off again, so a later record never follows half a line.
 import { constants } from "node:fs";
-import { type FileHandle, mkdir, open, readFile } from "node:fs/promises";
+import { type FileHandle, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { PRIVATE_FILE_MODE, privateDirOf } from "./private-files";
 import { syncDir } from "./sync-dir";
 
 interface Queued {
@@ -89,14 +90,14 @@ export class AppendJournal {
   /** Opens the file on first use, cutting a torn last line left by a crash. */
   private async opened(): Promise<FileHandle> {
     if (this.file) return this.file;
-    await mkdir(dirname(this.path), { recursive: true });
+    await privateDirOf(this.path);
     let file: FileHandle;
     let created = false;
     try {
       file = await open(this.path, constants.O_RDWR);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      file = await open(this.path, constants.O_RDWR | constants.O_CREAT);
+      file = await open(this.path, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE);
       created = true;
     }
     try {

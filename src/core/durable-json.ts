@@ -3,6 +3,7 @@
 // Concurrent saves share writes. The connectors' progress files are built on it.
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, privateDirOf } from "./private-files";
 import { syncDir } from "./sync-dir";
 
 export class DurableJson<T> {
@@ -11,6 +12,7 @@ export class DurableJson<T> {
   /** Bumped by every change; `saved` is the version last on disk. */
   private version = 0;
   private saved = 0;
+  private dirChecked = false;
 
   /** `normalize` turns what was read (any JSON) into a valid T, filling what is missing. */
   constructor(
@@ -72,9 +74,11 @@ export class DurableJson<T> {
   }
 
   private async write(text: string): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
+    if (this.dirChecked) await mkdir(dirname(this.path), { recursive: true, mode: PRIVATE_DIR_MODE });
+    else await privateDirOf(this.path);
+    this.dirChecked = true;
     const tmp = `${this.path}.tmp`;
-    const file = await open(tmp, "w");
+    const file = await open(tmp, "w", PRIVATE_FILE_MODE);
     try {
       await file.writeFile(text);
       await file.sync();

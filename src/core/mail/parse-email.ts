@@ -13,6 +13,7 @@ import {
   MailParser,
   type MessageText,
 } from "mailparser";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../private-files";
 import { stripHtml } from "../strip-html";
 
 /** The bytes arrived but are not an email mailparser can read (as opposed to a failed source). */
@@ -213,13 +214,13 @@ async function openSpoolFile(spool: SpoolState, name: string): Promise<{ fh: Fil
   const path = resolve(dir, name);
   for (let attempt = 0; ; attempt++) {
     if (!spool.ready) {
-      const made = await mkdir(dir, { recursive: true, mode: 0o700 });
+      const made = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       if (made !== undefined) spool.created = dir;
       spool.ready = true;
     }
     try {
       // exclusive and private: attachments may be pictures of someone's home
-      const fh = await open(path, "wx", 0o600);
+      const fh = await open(path, "wx", PRIVATE_FILE_MODE);
       spool.files.push(path);
       return { fh, path };
     } catch (err) {

@@ -4,8 +4,9 @@
 // the log is rewritten from the live state (atomically: temp file, fsync, rename, fsync dir)
 // when it grows. Crash points are marked "crash:" with what a restart finds there.
 import { constants } from "node:fs";
-import { copyFile, type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
+import { copyFile, type FileHandle, open, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { PRIVATE_FILE_MODE, privateDir } from "../private-files";
 import { syncDir } from "../sync-dir";
 import { encodeJson, encodeRecord, LOG_VERSION, type LogRecord, type OutboxOutcome, parseLog } from "./records";
 
@@ -113,7 +114,7 @@ export class Outbox<T> {
 
   private static async load<T>(dir: string, opts: OutboxOptions): Promise<{ outbox: Outbox<T>; problems: string[] }> {
     const fsync = opts.fsync ?? true;
-    const created = await mkdir(dir, { recursive: true });
+    const created = await privateDir(dir);
     if (created && fsync) await syncDir(dirname(created)); // the new directory's own entry must survive too
     // crash: a leftover temp file is an unfinished compaction; the log beside it is complete.
     await rm(join(dir, TMP), { force: true });
@@ -423,7 +424,7 @@ export class Outbox<T> {
     }
     const bytes = Buffer.concat(parts);
     const tmpPath = join(this.dir, TMP);
-    const tmp = await open(tmpPath, "w");
+    const tmp = await open(tmpPath, "w", PRIVATE_FILE_MODE);
     try {
       // crash: a partial temp file; the old log is untouched and the temp file is removed at open.
       await writeAll(tmp, bytes, 0);
