@@ -2,7 +2,7 @@
 // the custom cloud is the Dovecot (or a cuttable proxy in front of it), and Dovecot trusts the
 // stand-in's signing key for that audience.
 import { join } from "node:path";
-import { type DovecotServer, startDovecot } from "../standin/dovecot";
+import { type DovecotOptions, type DovecotServer, startDovecot } from "../standin/dovecot";
 import { RUN_DIR } from "../standin/paths";
 import { freePort } from "../standin/ports";
 import { startTcpProxy, type TcpProxy } from "../standin/tcp-proxy";
@@ -26,6 +26,9 @@ export async function startMailStack(
     /** Graph host of the custom cloud (e.g. a Graph stand-in's host:port) besides Dovecot for IMAP. */
     graphHost?: string;
     certs?: Parameters<typeof startDovecot>[0]["certs"];
+    /** What Dovecot advertises (default: Exchange Online's capabilities). */
+    capabilities?: DovecotOptions["capabilities"];
+    protocolLog?: boolean;
   } = {},
 ): Promise<MailStack> {
   const imapsPort = await freePort();
@@ -46,6 +49,8 @@ export async function startMailStack(
     passwordUsers: [{ user: MAILBOX, password: "password-for-the-anchor" }],
     imapsPort,
     extraFolders: ["Processed", "Review", "Processing", ...(opts.extraFolders ?? [])],
+    capabilities: opts.capabilities,
+    protocolLog: opts.protocolLog,
   });
   const proxy = proxyPort ? await startTcpProxy(imapsPort, proxyPort) : undefined;
   return {

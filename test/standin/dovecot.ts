@@ -39,6 +39,14 @@ export interface DovecotOptions {
   audienceSetting?: "audience" | "scope";
   /** Readiness timeout for start(), default 10 s. */
   startTimeoutMs?: number;
+  /**
+   * What CAPABILITY lists, before and after login. Default "exchange": Exchange Online's list, so a
+   * client that relies on more (CONDSTORE, ESEARCH, ENABLE...) fails here as it would in Office 365;
+   * "exchange-imap4rev2" adds `ENABLE IMAP4rev2`, as some tenants do since 2026; "dovecot": Dovecot's own.
+   */
+  capabilities?: "exchange" | "exchange-imap4rev2" | "dovecot";
+  /** Records every logged-in IMAP session's traffic (Dovecot rawlog), read with protocolLog(). */
+  protocolLog?: boolean;
 }
 
 export interface DovecotServer {
@@ -65,6 +73,11 @@ export interface DovecotServer {
   addSigningKey(kid: string, publicKeyPem: string): void;
   /** Last lines of the Dovecot log (and master stderr), for failure messages. */
   logTail(lines?: number): string;
+  /**
+   * Every IMAP session's traffic after login so far, in session order (empty unless started with
+   * protocolLog): what the clients sent, and what the server answered (from the login's tagged OK on).
+   */
+  protocolLog(): { client: string; server: string };
 }
 
 const DOVECOT = "/usr/sbin/dovecot";
@@ -72,6 +85,15 @@ const DOVEADM = "/usr/bin/doveadm";
 const AUTH_BINARY = "/usr/lib/dovecot/auth";
 const DH_PEM = "/usr/share/dovecot/dh.pem";
 const MASTER_USER = "standin-admin";
+// Exchange Online's CAPABILITY after login, as public client logs show it (MailKit issues #1437 and
+// #2016; before login MOVE and the Exchange-only names may be missing). Dovecot's login process adds
+// the AUTH= mechanisms of auth_mechanisms itself; the Exchange-only names are never used by clients.
+const EXCHANGE_CAPABILITIES =
+  "IMAP4 IMAP4rev1 SASL-IR UIDPLUS MOVE ID UNSELECT CLIENTACCESSRULES CLIENTNETWORKPRESENCELOCATION " +
+  "BACKENDAUTHENTICATE CHILDREN IDLE NAMESPACE LITERAL+";
+// Some tenants since 2026 (MailKit #2016): `... UNSELECT ENABLE IMAP4rev2 CLIENTACCESSRULES ...`.
+const EXCHANGE_REV2_CAPABILITIES = EXCHANGE_CAPABILITIES.replace("UNSELECT", "UNSELECT ENABLE IMAP4rev2");
+
 const EXCHANGE_FOLDERS: { name: string; specialUse: string }[] = [
   { name: "Sent Items", specialUse: "\\Sent" },
   { name: "Deleted Items", specialUse: "\\Trash" },
@@ -260,8 +282,17 @@ function mainConfig(o: {
   imapsPort: number;
   mailboxes: string[];
   folders: { name: string; specialUse?: string }[];
+  capabilities: NonNullable<DovecotOptions["capabilities"]>;
+  protocolLog: boolean;
 }): string {
   const { l } = o;
+  const capability =
+    o.capabilities === "dovecot"
+      ? ""
+      : `imap_capability = ${o.capabilities === "exchange" ? EXCHANGE_CAPABILITIES : EXCHANGE_REV2_CAPABILITIES}\n`;
+  // %{auth_user} is who authenticated: the stand-in's own master-user sessions would land in
+  // rawlog/<master user>/, which does not exist, so Dovecot records only the clients under test.
+  const rawlog = o.protocolLog ? `  rawlog_dir = ${join(l.run, "rawlog")}/%{auth_user}\n` : "";
   // Only XOAUTH2 logins for configured mailboxes pass; others fail like Exchange.
   const deny = o.mailboxes.length > 0 ? `  username_filter = ${o.mailboxes.map((m) => `!${m}`).join(" ")}\n` : "";
   const folders = o.folders
@@ -280,7 +311,7 @@ listen = 127.0.0.1
 default_internal_user = dovecot
 default_login_user = dovenull
 login_greeting = The Microsoft Exchange IMAP4 service is ready.
-ssl = yes
+${capability}ssl = yes
 ssl_cert = <${o.certs.certPath}
 ssl_key = <${o.certs.keyPath}
 ssl_dh = <${DH_PEM}
@@ -344,7 +375,7 @@ service anvil {
 }
 protocol imap {
   mail_max_userip_connections = 50
-}
+${rawlog}}
 `;
 }
 
@@ -404,6 +435,13 @@ class DovecotInstance implements DovecotServer {
     mkdirSync(mail);
     const nobody = nobodyIds();
     chownSync(mail, nobody.uid, nobody.gid);
+    if (o.protocolLog) {
+      // Written by the imap process, which runs as the mail user.
+      for (const m of this.mailboxes) {
+        mkdirSync(join(this.rawlogDir, m), { recursive: true });
+        chownSync(join(this.rawlogDir, m), nobody.uid, nobody.gid);
+      }
+    }
     mkdirSync(l.keys, { recursive: true, mode: 0o755 });
     for (const dir of [join(l.run, "oauth2-keys"), join(l.run, "oauth2-keys", "default"), l.keys]) {
       chmodSync(dir, 0o755); // read by the auth process as user dovecot
@@ -461,9 +499,27 @@ class DovecotInstance implements DovecotServer {
         imapsPort: this.imapsPort,
         mailboxes: this.mailboxes,
         folders: this.folders,
+        capabilities: this.o.capabilities ?? "exchange",
+        protocolLog: this.o.protocolLog ?? false,
       }),
       { mode: 0o644 },
     );
+  }
+
+  private get rawlogDir(): string {
+    return join(this.l.run, "rawlog");
+  }
+
+  protocolLog(): { client: string; server: string } {
+    const dirs = this.mailboxes.map((m) => join(this.rawlogDir, m)).filter((d) => existsSync(d));
+    // <date>-<time>.<pid>.<n>.in holds what a client sent, .out what the server answered.
+    const files = dirs.flatMap((d) => readdirSync(d).map((f) => ({ d, f }))).sort((a, b) => (a.f < b.f ? -1 : 1));
+    const read = (suffix: string) =>
+      files
+        .filter(({ f }) => f.endsWith(suffix))
+        .map(({ d, f }) => readFileSync(join(d, f), "utf8"))
+        .join("");
+    return { client: read(".in"), server: read(".out") };
   }
 
   logTail(lines = 30): string {

@@ -50,7 +50,12 @@ export function imapOptions(endpoint: ImapEndpoint, accessToken: string): ImapFl
     autoIdleDelay: 100,
     connectionTimeout: 15_000,
     greetingTimeout: 10_000,
-    disableAutoEnable: false,
+    // ENABLE nothing: the connector uses IMAP4rev1 alone (no CONDSTORE, UTF8=ACCEPT, QRESYNC), and
+    // Exchange tenants that advertise `ENABLE IMAP4rev2` answer SEARCH wrongly once it is enabled
+    // (MailKit #2016), which would hide unread emails. ENABLE cannot be undone (RFC 5161).
+    disableAutoEnable: true,
+    // Also keeps imapflow's own rev2 behaviour off where IMAP4rev2 is merely advertised (LIST RETURN).
+    disableIMAP4rev2: true,
   };
 }
 
