@@ -336,7 +336,7 @@ function sendEmail(): Example {
   return {
     title: "07 - Send an email over Graph",
     flow: [
-      { id: z, type: "tab", label: "email-send", info: "" },
+      { id: z, type: "tab", label: "o365-send-mail", info: "" },
       officeConfig(cfg),
       comment(
         "ex07-note",
@@ -361,7 +361,7 @@ function sendEmail(): Example {
       ),
       {
         id: "ex07-send",
-        type: "email-send",
+        type: "o365-send-mail",
         z,
         name: "",
         oauth: cfg,

@@ -1,4 +1,4 @@
-// Node-RED adapter for email-send: sends a message as an Office 365 mailbox through Microsoft
+// Node-RED adapter for o365-send-mail: sends a message as an Office 365 mailbox through Microsoft
 // Graph sendMail (permission Mail.Send), e.g. to tell a site that its email could not be read.
 import { readFileSync } from "node:fs";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
@@ -7,7 +7,7 @@ import type { MailAttachment, MailToSend } from "./core/graph/send-mail";
 import { REQUIRED_ROLES } from "./core/oauth/cloud";
 import type { O365OAuthConfigNode, TokenUser } from "./o365-oauth-config";
 
-interface EmailSendDef extends NodeDef {
+interface SendMailDef extends NodeDef {
   oauth: string;
   /** The mailbox the message is sent as. */
   from: string;
@@ -20,14 +20,14 @@ interface EmailSendDef extends NodeDef {
 }
 
 module.exports = (RED: NodeAPI) => {
-  function EmailSend(this: Node & TokenUser, def: EmailSendDef) {
+  function O365SendMail(this: Node & TokenUser, def: SendMailDef) {
     RED.nodes.createNode(this, def);
     const config = RED.nodes.getNode(def.oauth) as O365OAuthConfigNode | null;
     const from = def.from?.trim() ?? "";
     if (!config || !isAddress(from)) {
       const problem = !config ? "choose an o365-oauth-config" : "the From mailbox must be an email address";
       this.status({ fill: "red", shape: "ring", text: problem });
-      this.error(`email-send not started: ${problem}`);
+      this.error(`o365-send-mail not started: ${problem}`);
       return;
     }
     const role = REQUIRED_ROLES.graphSend.role;
@@ -84,11 +84,11 @@ module.exports = (RED: NodeAPI) => {
     });
   }
 
-  RED.nodes.registerType("email-send", EmailSend);
+  RED.nodes.registerType("o365-send-mail", O365SendMail);
 };
 
 /** msg.to / msg.cc (string with commas or list), msg.topic, msg.payload, msg.attachments, or the node's settings. */
-function composeMail(RED: NodeAPI, node: Node, def: EmailSendDef, msg: NodeMessageInFlow): MailToSend {
+function composeMail(RED: NodeAPI, node: Node, def: SendMailDef, msg: NodeMessageInFlow): MailToSend {
   const m = msg as NodeMessageInFlow & { to?: unknown; cc?: unknown; html?: unknown; attachments?: unknown };
   const to = addressList(def.to?.trim() ? RED.util.evaluateNodeProperty(def.to, def.toType || "str", node, msg) : m.to);
   const cc = addressList(m.cc);

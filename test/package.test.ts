@@ -83,7 +83,7 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "every node set loads",
     );
     const types = sets.flatMap((s) => s.types);
-    for (const t of ["o365-oauth-config", "email-connector", "email-send", "data-map", "line-driver"])
+    for (const t of ["o365-oauth-config", "email-connector", "o365-send-mail", "data-map", "line-driver"])
       assert.ok(types.includes(t), `${t} registered`);
     const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
     assert.equal(icon.status, 200);

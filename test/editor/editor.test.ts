@@ -44,7 +44,7 @@ describe("editor in Chromium", { skip: chromiumMissing }, () => {
         z,
         x: 550,
         y: 160,
-        type: "email-send",
+        type: "o365-send-mail",
         oauth: "cfg",
         from: "alarms@contoso.test",
         to: "email.from[0].address",

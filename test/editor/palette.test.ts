@@ -171,7 +171,7 @@ describe("palette manager: upload the npm pack tarball into a clean Node-RED", {
       }
       assert.equal(p.category, "alarm gateway", `${p.type} category`);
       assert.ok(p.inPalette, `${p.type} is in the palette`);
-      if (p.fontAwesome && p.type === "email-send") continue; // a Font Awesome icon: no URL to fetch
+      if (p.fontAwesome && p.type === "o365-send-mail") continue; // a Font Awesome icon: no URL to fetch
       const url = /url\("?([^")]+)"?\)/.exec(p.icon)?.[1];
       assert.ok(url, `${p.type} has an icon image (${p.icon || "none"})`);
       const res = await fetch(new URL(url, red.url));

@@ -1,5 +1,5 @@
 // email-connector over Microsoft Graph (the Graph stand-in) next to IMAP (real Dovecot) on one
-// tenant, and email-send through Graph sendMail: what a flow sees and what happens in the mailbox.
+// tenant, and o365-send-mail through Graph sendMail: what a flow sees and what happens in the mailbox.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,12 +12,12 @@ import { GraphStandin } from "../standin/graph";
 import { freePort } from "../standin/ports";
 
 const configNode = require("../../nodes/o365-oauth-config.js");
-const sendNode = require("../../nodes/email-send.js");
+const sendNode = require("../../nodes/o365-send-mail.js");
 const FIXTURES = join(__dirname, "..", "fixtures", "emails");
 
 let folderCounter = 0;
 
-describe("email-connector over Microsoft Graph, and email-send", () => {
+describe("email-connector over Microsoft Graph, and o365-send-mail", () => {
   let stack: MailStack;
   let graph: GraphStandin;
   let graphHost: string;
@@ -136,7 +136,7 @@ describe("email-connector over Microsoft Graph, and email-send", () => {
     assert.match(errors, /application access polic|RBAC/i);
   });
 
-  describe("email-send", () => {
+  describe("o365-send-mail", () => {
     async function loadSender(props: Record<string, unknown>) {
       useUserDir(`graph-send-${++folderCounter}`);
       await helper.load(
@@ -145,7 +145,7 @@ describe("email-connector over Microsoft Graph, and email-send", () => {
           { id: "cfg", type: "o365-oauth-config", ...stack.tenant.fields },
           {
             id: "send",
-            type: "email-send",
+            type: "o365-send-mail",
             oauth: "cfg",
             from: MAILBOX,
             to: "",
