@@ -10,6 +10,7 @@ import {
   testSurgardClient,
   testSurgardServer,
 } from "./core/delivery/link-test";
+import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import { checkSurgardLine } from "./core/surgard/packet";
 
 /** Node-RED's placeholder for a password credential the user did not change in the editor. */
@@ -30,6 +31,7 @@ interface LinkTestRequest {
   sgRole?: string;
   sgHost?: string;
   sgPort?: string | number;
+  sgAllow?: string;
   sgReceiver?: string | number;
   sgLine?: string | number;
   sgLineDigits?: string | number;
@@ -75,9 +77,16 @@ async function runLinkTest(RED: NodeAPI, body: LinkTestRequest): Promise<LinkTes
     }
     const timeoutMs = seconds(body.sgAckTimeout, 4, 10) * 1000;
     if (role === "server") {
+      let allow: AllowList;
+      try {
+        allow = parseAllowList(text(body.sgAllow));
+      } catch (err) {
+        throw new BadRequest(`Allowed automation addresses: ${(err as Error).message}`);
+      }
       return testSurgardServer({
         host: text(body.sgHost),
         port,
+        allow,
         line,
         timeoutMs,
         waitMs: seconds(body.waitSeconds, 10, 30) * 1000,

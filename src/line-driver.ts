@@ -10,6 +10,7 @@ import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { OutboxPump, type PumpOutcome } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
 import { Outbox } from "./core/outbox/outbox";
+import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import { registerLineDriverTest } from "./line-driver-test";
 import { settleEmail, settlementOf } from "./settle";
 
@@ -35,6 +36,8 @@ interface LineDriverDef extends NodeDef {
   sgRole: "server" | "client";
   sgHost: string;
   sgPort: string | number;
+  /** Server role: the automation software's addresses (IPs, CIDRs); empty = loopback only. Absent in flows saved before it existed. */
+  sgAllow?: string;
   sgReceiver: string | number;
   sgLine: string | number;
   sgLineDigits: string | number;
@@ -314,10 +317,28 @@ function surgardChannel(def: LineDriverDef, log: Log, onState: (s: LineState) =>
   const ackTimeout = positive(def.sgAckTimeout, 4);
   if (ackTimeout > 10) throw new Error("ACK timeout is at most 10 s");
   const digits = Number(def.sgLineDigits) === 1 ? 1 : 3;
+  let allow: AllowList | undefined;
+  if (role === "server") {
+    try {
+      allow = parseAllowList(def.sgAllow);
+    } catch (err) {
+      throw new Error(`allowed automation addresses: ${(err as Error).message}`);
+    }
+    // Flows saved before the allow-list existed listened on every interface and took any caller;
+    // they now take this machine only, and say what to set.
+    if (def.sgAllow === undefined)
+      log(
+        "warn",
+        "Sur-Gard: only automation software on this machine may connect now (listening on " +
+          `${def.sgHost?.trim() || "127.0.0.1"} port ${port}). If it runs on another host, open this line-driver and ` +
+          "enter its address under 'Allowed automation' (and the address to listen on, if not all interfaces).",
+      );
+  }
   return new SurgardChannel({
     role,
     host: def.sgHost?.trim() ?? "",
     port,
+    allow,
     line: { receiver: wholeNumber(def.sgReceiver, 1), line: wholeNumber(def.sgLine, 1), lineDigits: digits },
     format: def.format,
     accountDigits: def.sgAccountDigits === "4" ? 4 : def.sgAccountDigits === "10" ? 10 : "auto",

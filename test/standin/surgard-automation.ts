@@ -192,7 +192,12 @@ export async function startAutomationServer(
  * connection drops or is refused, until closed. Resolves at once: wait for `connected` with waitFor.
  */
 export async function startAutomationClient(
-  opts: AutomationOptions & { host?: string; port: number },
+  opts: AutomationOptions & {
+    host?: string;
+    port: number;
+    /** Address to connect from: e.g. 127.0.0.2, another host as far as the gateway can tell. */
+    localAddress?: string;
+  },
 ): Promise<SurgardAutomation> {
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
@@ -201,7 +206,7 @@ export async function startAutomationClient(
   const dial = () => {
     timer = undefined;
     if (closed) return;
-    const socket = connect(opts.port, opts.host ?? "127.0.0.1");
+    const socket = connect({ port: opts.port, host: opts.host ?? "127.0.0.1", localAddress: opts.localAddress });
     current = socket;
     socket.once("connect", () => peer.attach(socket));
     socket.on("error", () => socket.destroy());

@@ -1,7 +1,7 @@
 // One receiver, one outstanding frame: send it over TCP (kept open) or UDP and wait for the
 // answer that echoes its sequence number. Whatever else arrives is ignored.
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { connect, type Socket } from "node:net";
+import { connect, isIPv6, type Socket } from "node:net";
 import { Dc09DecodeError, type Dc09Response, decodeDc09Response, splitDc09Frames } from "./frame";
 
 export interface ReceiverAddress {
@@ -19,6 +19,8 @@ export class Dc09LinkError extends Error {
 export class Dc09Link {
   private tcp: Socket | undefined;
   private udp: UdpSocket | undefined;
+  /** False while the last datagram sent has had no datagram back. */
+  private udpHeard = true;
   private rest: Buffer = Buffer.alloc(0);
   private waiting: ((frame: Buffer) => void) | undefined;
   private failed: ((err: Error) => void) | undefined;
@@ -31,7 +33,7 @@ export class Dc09Link {
 
   /** Sends a frame and resolves with the response whose seq matches (a NAK carries seq 0). */
   async exchange(frame: Buffer, seq: number, timeoutMs: number): Promise<Dc09Response> {
-    const send = this.transport === "tcp" ? await this.tcpSocket(timeoutMs) : this.udpSocket();
+    const send = this.transport === "tcp" ? await this.tcpSocket(timeoutMs) : await this.udpSocket(timeoutMs);
     return new Promise<Dc09Response>((resolve, reject) => {
       const timer = setTimeout(() => finish(new Dc09LinkError(`no answer within ${timeoutMs} ms`)), timeoutMs);
       const finish = (err: Error | undefined, response?: Dc09Response) => {
@@ -99,20 +101,68 @@ export class Dc09Link {
     return (frame) => socket.write(frame);
   }
 
-  private udpSocket(): (frame: Buffer) => void {
+  // A connected UDP socket (connect(2)): the kernel passes up only datagrams from the receiver's
+  // address and port, so no other host can ACK a frame (an ACK makes the alarm count as delivered);
+  // a closed port comes back as ECONNREFUSED instead of a wait. After a send that got nothing back
+  // the socket is made again, so a receiver whose name now resolves elsewhere is found.
+  private async udpSocket(timeoutMs: number): Promise<(frame: Buffer) => void> {
+    if (this.udp && !this.udpHeard) {
+      closeQuietly(this.udp);
+      this.udp = undefined;
+    }
     if (!this.udp) {
-      const socket = createSocket("udp4");
-      socket.on("message", (msg, rinfo) => {
-        if (rinfo.port === this.address.port) this.waiting?.(msg);
+      const socket = createSocket(isIPv6(this.address.host) ? "udp6" : "udp4");
+      socket.on("error", (err) => {
+        // Sends on a fresh socket from now on; this one may be in any state.
+        if (this.udp === socket) {
+          this.udp = undefined;
+          closeQuietly(socket);
+        }
+        this.failed?.(new Dc09LinkError(`UDP ${this.where}: ${err.message}`));
       });
-      socket.on("error", (err) => this.failed?.(new Dc09LinkError(`UDP ${this.where}: ${err.message}`)));
       this.udp = socket;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Dc09LinkError(`UDP ${this.where}: name lookup timed out`)),
+          timeoutMs,
+        );
+        socket.connect(this.address.port, this.address.host, (err?: Error) => {
+          clearTimeout(timer);
+          if (err) reject(new Dc09LinkError(`UDP ${this.where}: ${err.message}`));
+          else resolve();
+        });
+      }).catch((err: unknown) => {
+        if (this.udp === socket) this.udp = undefined;
+        closeQuietly(socket);
+        throw err;
+      });
+      const peer = socket.remoteAddress();
+      socket.on("message", (msg, rinfo) => {
+        // The kernel filters already; this keeps the rule visible and holds on any platform.
+        if (rinfo.address !== peer.address || rinfo.port !== peer.port) return;
+        this.udpHeard = true;
+        this.waiting?.(msg);
+      });
+      this.udpHeard = true;
     }
     const socket = this.udp;
-    return (frame) => socket.send(frame, this.address.port, this.address.host);
+    return (frame) => {
+      this.udpHeard = false;
+      socket.send(frame, (err) => {
+        if (err) this.failed?.(new Dc09LinkError(`UDP ${this.where}: ${err.message}`));
+      });
+    };
   }
 
   private get where(): string {
     return `${this.address.host}:${this.address.port}`;
+  }
+}
+
+function closeQuietly(socket: UdpSocket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
   }
 }

@@ -4,6 +4,7 @@
 import { randomInt } from "node:crypto";
 import { type Dc09Response, encodeDc09 } from "../dc09";
 import { Dc09Link, type LinkTransport, type ReceiverAddress } from "../dc09/link";
+import type { AllowList } from "../surgard/allow-list";
 import { heartbeatPacket, type SurgardLine } from "../surgard/packet";
 import { SurgardLink } from "../surgard/surgard-link";
 
@@ -154,6 +155,8 @@ export async function testSurgardClient(o: SurgardClientTestOptions): Promise<Li
 export interface SurgardServerTestOptions {
   host: string;
   port: number;
+  /** Who may connect, as the deployed node would allow (default loopback only). */
+  allow?: AllowList;
   line: SurgardLine;
   timeoutMs: number;
   /** How long to wait for the automation software to connect to our port. */
@@ -166,12 +169,23 @@ export interface SurgardServerTestOptions {
  * holds the port, the live line is its own: report that, and the editor shows the node's status.
  */
 export async function testSurgardServer(o: SurgardServerTestOptions): Promise<LinkTestResult> {
-  const where = `${o.host || "all addresses"} port ${o.port}`;
   let connected: (remote: string) => void = () => undefined;
   const arrived = new Promise<string>((resolve) => {
     connected = resolve;
   });
-  const link = new SurgardLink({ role: "server", host: o.host, port: o.port, onConnected: (r) => connected(r) });
+  const refused: string[] = [];
+  const link = new SurgardLink({
+    role: "server",
+    host: o.host,
+    port: o.port,
+    allow: o.allow,
+    onConnected: (r) => connected(r),
+    onRefused: (r, reason) => {
+      if (refused.length < 5) refused.push(`${r}: ${reason}`);
+    },
+  });
+  const where = link.listening;
+  const refusals = () => (refused.length ? ` Refused meanwhile: ${refused.join("; ")}.` : "");
   let timer: NodeJS.Timeout | undefined;
   try {
     try {
@@ -205,7 +219,7 @@ export async function testSurgardServer(o: SurgardServerTestOptions): Promise<Li
             answer: "none",
             ok: false,
             detail: `no automation software connected to ${where} within ${Math.round(o.waitMs / 1000)} s`,
-            fix: `The automation software connects to us: point its Sur-Gard line driver at this machine, port ${o.port}, and test from its side; or check a firewall in between.`,
+            fix: `The automation software connects to us: point its Sur-Gard line driver at this machine, port ${o.port}, and test from its side; or check a firewall in between.${refusals()}`,
           },
         ],
       };

@@ -2,6 +2,7 @@
 // Manitou, MASterMind, Patriot... already have a line driver for. Packets are built when the
 // alarm is accepted, so what was checked is exactly what is sent, also after a restart.
 import type { AlarmEvent } from "../datamap";
+import type { AllowList } from "../surgard/allow-list";
 import {
   type ContactIdAccountDigits,
   checkSurgardLine,
@@ -19,6 +20,8 @@ export interface SurgardChannelOptions {
   role: SurgardRole;
   host: string;
   port: number;
+  /** server role: who may take the line (default loopback only). */
+  allow?: AllowList;
   line: SurgardLine;
   format: "auto" | "SIA" | "CID";
   accountDigits: ContactIdAccountDigits;
@@ -39,7 +42,12 @@ export class SurgardChannel implements AlarmChannel<SurgardPrepared> {
   constructor(private readonly opts: SurgardChannelOptions) {
     checkSurgardLine(opts.line);
     this.transmitter = new SurgardTransmitter({
-      link: { role: opts.role, host: opts.host, port: opts.port },
+      link: {
+        role: opts.role,
+        host: opts.host,
+        port: opts.port,
+        allow: opts.allow,
+      },
       heartbeat: heartbeatPacket(opts.line),
       ackTimeoutMs: opts.ackTimeoutMs,
       attempts: opts.attempts,

@@ -3,17 +3,28 @@
 // (we connect to the automation's listening port). One packet outstanding at a time is the
 // caller's rule; this only moves bytes and times the answer.
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { type AllowList, listenAddress, parseAllowList, plainAddress } from "./allow-list";
 
 export type SurgardRole = "server" | "client";
 
 export interface SurgardLinkOptions {
   role: SurgardRole;
-  /** server: address to listen on ("" = all); client: the automation's host. */
+  /** server: address to listen on ("" = see listenAddress); client: the automation's host. */
   host: string;
   port: number;
-  /** A new connection arrived (server) or was made (client): a waiting sender may try now. */
-  onConnected?(remote: string): void;
+  /** server: who may take the line (default: loopback only). Anyone else is closed at once, unheard. */
+  allow?: AllowList;
+  /**
+   * server: asked when an allowed newcomer connects while a line is live: does the live line still
+   * answer (e.g. ACKs a heartbeat within the ACK timeout)? If so the newcomer is refused; otherwise it
+   * takes the line. Without it a live line is never replaced by a newcomer.
+   */
+  stillAnswering?(): Promise<boolean>;
+  /** A new connection arrived (server) or was made (client): a waiting sender may try now. `replaced`: the silent line it took over. */
+  onConnected?(remote: string, replaced?: string): void;
   onDisconnected?(remote: string): void;
+  /** server: a connection was closed without being given the line, and why. */
+  onRefused?(remote: string, reason: string): void;
 }
 
 export type SurgardAnswer = "ACK" | "NAK";
@@ -33,16 +44,24 @@ export class SurgardLink {
   private waiting: ((answer: SurgardAnswer) => void) | undefined;
   private failed: ((err: Error) => void) | undefined;
   private closed = false;
+  /** server: an allowed newcomer waiting while the live line is checked. */
+  private candidate: Socket | undefined;
+  private readonly allow: AllowList;
+  /** server: the address actually listened on (undefined = all interfaces). */
+  readonly listenHost: string | undefined;
 
-  constructor(private readonly opts: SurgardLinkOptions) {}
+  constructor(private readonly opts: SurgardLinkOptions) {
+    this.allow = opts.allow ?? parseAllowList("");
+    this.listenHost = listenAddress(opts.host, this.allow);
+  }
 
   /** Server role: starts listening; resolves once bound (rejects if the port is taken). */
   async listen(): Promise<void> {
     if (this.opts.role !== "server" || this.server) return;
-    const server = createServer((socket) => this.adopt(socket));
+    const server = createServer((socket) => this.arrive(socket));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.opts.port, this.opts.host || undefined, () => {
+      server.listen(this.opts.port, this.listenHost, () => {
         server.off("error", reject);
         resolve();
       });
@@ -62,8 +81,18 @@ export class SurgardLink {
 
   get where(): string {
     return this.opts.role === "server"
-      ? `port ${this.opts.port} (waiting for the automation software to connect)`
+      ? `${this.listening} (waiting for the automation software to connect)`
       : `${this.opts.host}:${this.opts.port}`;
+  }
+
+  /** server: "127.0.0.1 port 1025" or "all interfaces port 1025". */
+  get listening(): string {
+    return `${this.listenHost ?? "all interfaces"} port ${this.opts.port}`;
+  }
+
+  /** server: who may connect, as the user wrote it. */
+  get allowed(): string {
+    return this.allow.text;
   }
 
   /** Sends one packet and resolves with the automation's one-byte answer. */
@@ -88,6 +117,8 @@ export class SurgardLink {
     this.closed = true;
     this.socket?.destroy();
     this.socket = undefined;
+    this.candidate?.destroy();
+    this.candidate = undefined;
     this.server?.close();
     this.server = undefined;
     this.failed?.(new SurgardLinkError("line closed"));
@@ -122,17 +153,71 @@ export class SurgardLink {
     });
   }
 
-  // The newest connection wins: an automation that reconnects must not be answered on a dead line.
+  // Server role. Whoever holds the line receives every alarm and can ACK it as delivered: only an
+  // allowed address may connect, and a live line that still answers is not handed to a newcomer.
+  // A newcomer does get it when the live line is silent: an automation that reconnects after its
+  // end of the old connection died (half-open TCP) must not wait for keepalive to notice.
+  private arrive(socket: Socket): void {
+    const remote = describe(socket);
+    socket.on("error", () => undefined);
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    if (!this.allow.allows(socket.remoteAddress)) {
+      socket.destroy();
+      this.opts.onRefused?.(
+        remote,
+        `not an allowed automation address (allowed: ${this.allow.text}); if it is the automation software, add its address to the allowed ones`,
+      );
+      return;
+    }
+    if (!this.connected) {
+      this.adopt(socket);
+      return;
+    }
+    const live = this.remote ?? "?";
+    if (this.candidate || !this.opts.stillAnswering) {
+      socket.destroy();
+      this.opts.onRefused?.(remote, `the automation software at ${live} holds the line`);
+      return;
+    }
+    this.candidate = socket;
+    this.opts.stillAnswering().then(
+      (answering) => this.decide(socket, remote, live, answering),
+      () => this.decide(socket, remote, live, false),
+    );
+  }
+
+  private decide(socket: Socket, remote: string, live: string, answering: boolean): void {
+    if (this.candidate === socket) this.candidate = undefined;
+    if (this.closed || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    if (answering && this.connected) {
+      socket.destroy();
+      this.opts.onRefused?.(remote, `the automation software at ${live} holds the line and still answers`);
+      return;
+    }
+    this.adopt(socket);
+  }
+
   private adopt(socket: Socket): void {
     if (this.closed) {
       socket.destroy();
       return;
     }
-    const previous = this.socket;
+    const previous = this.socket !== socket && !this.socket?.destroyed ? this.socket : undefined;
+    const replaced = previous ? describe(previous) : undefined;
     this.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
-    if (previous && previous !== socket) previous.destroy();
+    if (previous) {
+      previous.destroy();
+      // Its 'close' no longer concerns the line: end a send still waiting on it here.
+      this.failed?.(new SurgardLinkError(`connection to ${replaced} replaced`));
+    }
     const remote = describe(socket);
     socket.on("data", (chunk: Buffer) => {
       if (this.socket !== socket) return;
@@ -149,10 +234,10 @@ export class SurgardLink {
       this.failed?.(new SurgardLinkError(`connection to ${remote} lost`));
       this.opts.onDisconnected?.(remote);
     });
-    this.opts.onConnected?.(remote);
+    this.opts.onConnected?.(remote, replaced);
   }
 }
 
 function describe(socket: Socket): string {
-  return `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+  return `${plainAddress(socket.remoteAddress)}:${socket.remotePort ?? "?"}`;
 }

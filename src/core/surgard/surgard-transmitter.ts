@@ -12,7 +12,7 @@ import { Pause } from "../pause";
 import { SurgardLink, type SurgardLinkOptions } from "./surgard-link";
 
 export interface SurgardTransmitterOptions {
-  link: Omit<SurgardLinkOptions, "onConnected" | "onDisconnected">;
+  link: Omit<SurgardLinkOptions, "onConnected" | "onDisconnected" | "onRefused" | "stillAnswering">;
   heartbeat: Buffer;
   ackTimeoutMs: number;
   /** Sends of one packet before the line is marked failing (1 = no resend). */
@@ -25,6 +25,8 @@ export interface SurgardTransmitterOptions {
 
 export const REFUSE_AFTER_NAKS = 26;
 const VIA = "automation";
+/** A refused address is logged at most this often: a host that keeps dialling must not flood the log. */
+const REFUSAL_LOG_EVERY_MS = 60_000;
 
 type SendResult = { kind: "ACK"; latencyMs: number } | { kind: "NAK" } | { kind: "none"; reason: string };
 
@@ -37,13 +39,24 @@ export class SurgardTransmitter {
   private readonly pausing = new Pause();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating: Promise<boolean> | undefined;
+  /** Per refused IP: when it was last logged and how many refusals since. */
+  private readonly refusals = new Map<string, { loggedAt: number; since: number }>();
   lastSentAt = 0;
 
   constructor(private readonly opts: SurgardTransmitterOptions) {
     this.link = new SurgardLink({
       ...opts.link,
-      onConnected: (remote) => {
-        opts.log("info", `automation software connected from ${remote}`);
+      // A newcomer takes a live line only if the line misses a heartbeat's ACK (surgard.md: the
+      // automation must ACK within the ACK timeout); one packet outstanding still holds.
+      stillAnswering: () => this.heartbeat(),
+      onRefused: (remote, reason) => this.refused(remote, reason),
+      onConnected: (remote, replaced) => {
+        opts.log(
+          "info",
+          replaced
+            ? `automation software connected from ${remote}; it takes the line from ${replaced}, which no longer answered`
+            : `automation software connected from ${remote}`,
+        );
         this.pausing.wake();
         // Prove the new line at once rather than at the next idle heartbeat.
         if (!this.delivering) void this.heartbeat();
@@ -58,6 +71,10 @@ export class SurgardTransmitter {
   async start(): Promise<void> {
     if (this.opts.link.role === "server") {
       await this.link.listen();
+      this.opts.log(
+        "info",
+        `listening on ${this.link.listening} for the automation software; accepted from: ${this.link.allowed}`,
+      );
       this.markFailing(`waiting for the automation software to connect to port ${this.opts.link.port}`, 0);
     }
     const tick = Math.max(50, Math.min(this.opts.heartbeatMs / 5, 1000));
@@ -167,6 +184,20 @@ export class SurgardTransmitter {
     });
     this.chain = run;
     return run;
+  }
+
+  private refused(remote: string, reason: string): void {
+    const ip = remote.slice(0, remote.lastIndexOf(":"));
+    const now = Date.now();
+    const seen = this.refusals.get(ip);
+    if (seen && now - seen.loggedAt < REFUSAL_LOG_EVERY_MS) {
+      seen.since++;
+      return;
+    }
+    if (this.refusals.size >= 1000) this.refusals.clear();
+    const more = seen?.since ? ` (${seen.since} more from ${ip} since the last report)` : "";
+    this.refusals.set(ip, { loggedAt: now, since: 0 });
+    this.opts.log("warn", `connection from ${remote} refused: ${reason}${more}`);
   }
 
   private markOk(): void {
