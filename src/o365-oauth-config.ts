@@ -3,9 +3,16 @@
 // status follows the shared resource).
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import type { ResourceKind } from "./core/oauth/cloud";
-import { diagnoseOAuth, invalidSettingsDiagnosis } from "./core/oauth/diagnosis";
+import { diagnoseOAuth, invalidSettingsDiagnosis, storedCredentialWithheldDiagnosis } from "./core/oauth/diagnosis";
 import type { MailTransport } from "./core/oauth/mailbox-checks";
-import { type OAuthConfigFields, type OAuthCredentialFields, validateOAuthSettings } from "./core/oauth/settings";
+import {
+  type CredentialDestination,
+  credentialDestinationOf,
+  type OAuthConfigFields,
+  type OAuthCredentialFields,
+  sameDestination,
+  validateOAuthSettings,
+} from "./core/oauth/settings";
 import { TokenError } from "./core/oauth/token-errors";
 import { type AccessToken, TokenProvider, type TokenState } from "./core/oauth/token-provider";
 
@@ -25,6 +32,8 @@ export interface O365OAuthConfigNode extends Node<OAuthCredentialFields> {
   outlookHost(): string;
   /** Microsoft Graph host (host or host:port): Graph base URL and resource of Graph tokens. */
   graphHost(): string;
+  /** Tenant and hosts the stored credentials were deployed with: the only place they are sent. */
+  credentialDestination(): CredentialDestination | undefined;
 }
 
 /** Node-RED's placeholder for a password credential the user did not change in the editor. */
@@ -66,6 +75,8 @@ module.exports = (RED: NodeAPI) => {
     };
     this.outlookHost = () => (validation.ok ? validation.settings.cloud.outlookHost : "");
     this.graphHost = () => (validation.ok ? validation.settings.cloud.graphHost : "");
+    const destination = credentialDestinationOf(def);
+    this.credentialDestination = () => destination;
     this.deregister = (user) => {
       users.delete(user);
     };
@@ -93,7 +104,9 @@ module.exports = (RED: NodeAPI) => {
   );
 
   // The editor's Test button, before or after deploy: the values in the dialog; secrets the user
-  // did not retype come from the stored credentials of the deployed node; none is ever sent back.
+  // did not retype come from the stored credentials of the deployed node, but only for the tenant and
+  // hosts that node was deployed with (otherwise whoever may call this route could have the stored
+  // secret sent to a host of their choosing); none is ever sent back.
   RED.httpAdmin.post(
     "/o365-oauth-config/test",
     RED.auth.needsPermission("o365-oauth-config.write"),
@@ -107,10 +120,27 @@ module.exports = (RED: NodeAPI) => {
           /** "imap", "graph" or "both": what the connectors use. */
           via?: string;
         };
-        const stored = (body.id ? RED.nodes.getCredentials(body.id) : undefined) as OAuthCredentialFields | undefined;
         const given = body.credentials ?? {};
-        const pick = (k: keyof OAuthCredentialFields) =>
-          given[k] === undefined || given[k] === UNCHANGED_PASSWORD ? stored?.[k] : given[k];
+        const retyped = (k: keyof OAuthCredentialFields) => given[k] !== undefined && given[k] !== UNCHANGED_PASSWORD;
+        const deployed =
+          typeof body.id === "string" ? (RED.nodes.getNode(body.id) as O365OAuthConfigNode | null) : null;
+        const savedFor = deployed?.credentialDestination?.();
+        const asked = credentialDestinationOf(body);
+        const stored = (body.id ? RED.nodes.getCredentials(body.id) : undefined) as OAuthCredentialFields | undefined;
+        const storedHere = savedFor !== undefined && asked !== undefined && sameDestination(savedFor, asked);
+        const needsStored =
+          (body.credentialKind || "secret") === "secret"
+            ? !retyped("clientSecret") && !!stored?.clientSecret
+            : !retyped("privateKey") && !!stored?.privateKey;
+        if (needsStored && !storedHere) {
+          res.json(
+            savedFor && asked
+              ? storedCredentialWithheldDiagnosis(savedFor, asked)
+              : invalidSettingsDiagnosis(["Unknown cloud: the stored secret is not sent. Choose a cloud."]),
+          );
+          return;
+        }
+        const pick = (k: keyof OAuthCredentialFields) => (retyped(k) ? given[k] : storedHere ? stored?.[k] : undefined);
         const creds: OAuthCredentialFields = {
           clientSecret: pick("clientSecret"),
           privateKey: pick("privateKey"),

@@ -1,6 +1,7 @@
 // The config node in a real Node-RED process: credentials, the admin Test endpoint, secrets.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type NodeRedProcess, startNodeRed } from "../helpers/node-red-process";
@@ -111,6 +112,93 @@ describe("o365-oauth-config in Node-RED", () => {
     assert.match(details, /Client ID "123" is not a GUID/);
     assert.match(details, /Client secret is empty/);
     assert.equal(tenant.entra.tokenRequestCount, before);
+  });
+
+  /** A host that would collect what is sent to it: counts the connections made to it. */
+  async function collector(): Promise<{ host: string; connections: () => number; close: () => Promise<void> }> {
+    let count = 0;
+    const server = createServer((socket) => {
+      count++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    return {
+      host: `127.0.0.1:${port}`,
+      connections: () => count,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
+  }
+
+  it("Test naming another authority host without a secret sends nothing, there or anywhere", async () => {
+    const evil = await collector();
+    const before = tenant.entra.tokenRequestCount;
+    try {
+      for (const credentials of [{ clientSecret: "__PWRD__" }, {}, undefined]) {
+        const res = await api("POST", "/o365-oauth-config/test", {
+          ...fieldsOf(),
+          authorityHost: evil.host,
+          mailbox: "alarms@contoso.test",
+          credentials,
+        });
+        assert.equal(res.status, 200);
+        assert.equal(res.body.ok, false);
+        const checks = res.body.checks as { id: string; state: string; detail: string; fix: string }[];
+        assert.deepEqual(
+          checks.map((c) => [c.id, c.state]),
+          [["stored-credential", "fail"]],
+        );
+        assert.match(checks[0]?.detail ?? "", new RegExp(`not sent.*authority ${tenant.entra.host} → ${evil.host}`));
+        assert.match(checks[0]?.fix ?? "", /Enter it again/);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(evil.connections(), 0, "nothing reached the named host");
+      assert.equal(tenant.entra.tokenRequestCount, before, "nor the stored one");
+    } finally {
+      await evil.close();
+    }
+  });
+
+  it("Test naming another tenant, Outlook or Graph host without a secret sends nothing", async () => {
+    const evil = await collector();
+    const before = tenant.entra.tokenRequestCount;
+    try {
+      for (const changed of [
+        { tenant: "fabrikam.example" },
+        { outlookHost: evil.host },
+        { graphHost: evil.host },
+        { cloud: "global" },
+      ]) {
+        const res = await api("POST", "/o365-oauth-config/test", {
+          ...fieldsOf(),
+          ...changed,
+          mailbox: "alarms@contoso.test",
+          credentials: { clientSecret: "__PWRD__" },
+        });
+        assert.equal(res.body.ok, false);
+        assert.equal(res.body.checks[0]?.id, "stored-credential", JSON.stringify(changed));
+      }
+      assert.equal(evil.connections(), 0);
+      assert.equal(tenant.entra.tokenRequestCount, before);
+    } finally {
+      await evil.close();
+    }
+  });
+
+  it("Test with another host and the secret typed in goes to that host (the secret given, not the stored one)", async () => {
+    const other = await collector();
+    try {
+      const res = await api("POST", "/o365-oauth-config/test", {
+        ...fieldsOf(),
+        authorityHost: other.host,
+        credentials: { clientSecret: "typed~for-the-other-host" },
+      });
+      assert.equal(res.body.ok, false);
+      assert.equal(res.body.checks[0]?.id, "token-outlook");
+      assert.ok(other.connections() >= 1, "the Test did try the named host");
+    } finally {
+      await other.close();
+    }
   });
 
   it("refuses the Test endpoint without admin rights", async () => {

@@ -8,7 +8,7 @@ import {
   type MailTransport,
   mailboxCheckId,
 } from "./mailbox-checks";
-import type { OAuthSettings } from "./settings";
+import type { CredentialDestination, OAuthSettings } from "./settings";
 import { TokenError } from "./token-errors";
 import { adminConsentUrl, TokenProvider } from "./token-provider";
 
@@ -47,6 +47,38 @@ export function invalidSettingsDiagnosis(problems: string[]): Diagnosis {
     checks: problems.map((p, i) => ({ id: `settings-${i}`, label: "Settings", state: "fail", detail: p })),
   };
 }
+
+/**
+ * The Test asked for other hosts or another tenant than the deployed node's, without a secret of its
+ * own: the stored one is only ever sent where it was saved for (issue #20), so nothing is sent.
+ */
+export function storedCredentialWithheldDiagnosis(
+  savedFor: CredentialDestination,
+  asked: CredentialDestination,
+): Diagnosis {
+  const changed = [
+    savedFor.tenant !== asked.tenant ? `tenant ${savedFor.tenant} → ${asked.tenant || "(empty)"}` : "",
+    ...(["authorityHost", "outlookHost", "graphHost"] as const).map((k) =>
+      savedFor[k] !== asked[k] ? `${HOST_LABEL[k]} ${savedFor[k]} → ${asked[k] || "(empty)"}` : "",
+    ),
+  ].filter(Boolean);
+  return {
+    ok: false,
+    checks: [
+      {
+        id: "stored-credential",
+        label: "Stored secret",
+        state: "fail",
+        detail: `not sent: these settings differ from the deployed node's (${changed.join("; ")})`,
+        fix:
+          "The stored client secret or private key is only sent to the tenant and hosts it was saved with. " +
+          "Enter it again to test these settings, or deploy them first.",
+      },
+    ],
+  };
+}
+
+const HOST_LABEL = { authorityHost: "authority", outlookHost: "Outlook host", graphHost: "Graph host" } as const;
 
 const TRANSPORT_OF: Record<ResourceKind, MailTransport> = { outlook: "imap", graph: "graph" };
 const ROLE_TRANSPORT: Record<keyof typeof REQUIRED_ROLES, MailTransport> = {

@@ -90,6 +90,41 @@ export function validateOAuthSettings(fields: OAuthConfigFields, creds: OAuthCre
   return { ok: true, settings: { tenant, clientId, credential, cloudName, cloud } };
 }
 
+/** Where a config node's credentials go: its tenant at its authority, for tokens of its two hosts. */
+export interface CredentialDestination {
+  tenant: string;
+  authorityHost: string;
+  outlookHost: string;
+  graphHost: string;
+}
+
+/** The destination the fields name (hosts of a known cloud, or the custom ones); undefined if unknown. */
+export function credentialDestinationOf(fields: OAuthConfigFields): CredentialDestination | undefined {
+  const cloudName = (fields.cloud || "global") as CloudName;
+  if (!CLOUD_NAMES.includes(cloudName)) return undefined;
+  const hosts =
+    cloudName === "custom"
+      ? { authorityHost: fields.authorityHost, outlookHost: fields.outlookHost, graphHost: fields.graphHost }
+      : KNOWN_CLOUDS[cloudName];
+  // Host names and tenant domains are case-insensitive; a GUID's case means nothing either.
+  const norm = (v: string | undefined) => (v ?? "").trim().toLowerCase();
+  return {
+    tenant: norm(fields.tenant),
+    authorityHost: norm(hosts.authorityHost),
+    outlookHost: norm(hosts.outlookHost),
+    graphHost: norm(hosts.graphHost),
+  };
+}
+
+export function sameDestination(a: CredentialDestination, b: CredentialDestination): boolean {
+  return (
+    a.tenant === b.tenant &&
+    a.authorityHost === b.authorityHost &&
+    a.outlookHost === b.outlookHost &&
+    a.graphHost === b.graphHost
+  );
+}
+
 function readCredential(
   fields: OAuthConfigFields,
   creds: OAuthCredentialFields,
