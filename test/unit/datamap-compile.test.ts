@@ -43,9 +43,29 @@ describe("compileDataMap: problems name the rule", () => {
       /^rule 2 \(zone\): regular expression .* has no group named "zone" \(it has "z"\)$/,
     ],
     [
-      "regex with a nested repeat",
-      { field: "text", source: { kind: "body" }, extractor: { kind: "regex", pattern: "^(\\w+\\s?)+$" } },
-      /^rule 2 \(text\): .*repeat \(\\w\+\\s\?\)\+ contains another repeat/,
+      "regex with a backreference",
+      { field: "text", source: { kind: "body" }, extractor: { kind: "regex", pattern: "(\\w)\\1" } },
+      /^rule 2 \(text\): regular expression \/\(\\w\)\\1\/: a backreference \(\\1\) is not supported: user patterns run on a linear-time engine/,
+    ],
+    [
+      "regex with a named backreference",
+      { field: "text", source: { kind: "body" }, extractor: { kind: "regex", pattern: "(?<c>\\w)\\k<c>" } },
+      /^rule 2 \(text\): regular expression .*: a backreference \(\\k<name>\) is not supported/,
+    ],
+    [
+      "regex with a lookahead",
+      { field: "zone", source: { kind: "body" }, extractor: { kind: "regex", pattern: "zone (\\d+)(?= open)" } },
+      /^rule 2 \(zone\): regular expression .*: a lookahead \(\?= …\) or \(\?! …\) is not supported/,
+    ],
+    [
+      "regex with a capture inside a lookbehind",
+      { field: "zone", source: { kind: "body" }, extractor: { kind: "regex", pattern: "(?<=(zone) )\\d+" } },
+      /^rule 2 \(zone\): regular expression .*: a capture group inside a lookbehind is not supported/,
+    ],
+    [
+      "regex too large for the source limit",
+      { field: "zone", source: { kind: "body" }, extractor: { kind: "regex", pattern: "(?:\\w|\\d){1,300}!" } },
+      /^rule 2 \(zone\): regular expression .* is too large: RE2 program size \d+, at most 366 for limits\.maxSourceChars 16384/,
     ],
     [
       "regex flag g",
@@ -58,13 +78,13 @@ describe("compileDataMap: problems name the rule", () => {
       /^rule 2 \(text\): JSONata expression: S0203 Expected "\)".*\(at character \d+\)$/,
     ],
     [
-      "JSONata regex with a nested repeat",
+      "JSONata regex with a lookahead",
       {
         field: "text",
         source: { kind: "body" },
-        extractor: { kind: "jsonata", expression: "$match(source, /(a+)+b/)" },
+        extractor: { kind: "jsonata", expression: "$match(source, /a(?!b)/)" },
       },
-      /^rule 2 \(text\): JSONata expression: regex \/\(a\+\)\+b\/ repeats/,
+      /^rule 2 \(text\): JSONata expression: regex \/a\(\?!b\)\/: a lookahead .* is not supported/,
     ],
     [
       "translation table that does not exist",

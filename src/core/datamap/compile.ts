@@ -113,7 +113,7 @@ function compileRule(
     expression = attempt(() => compileJsonata(ex.expression, { timeoutMs: limits.jsonataTimeoutMs }));
   } else {
     const ex = r.extractor as FieldRule["extractor"];
-    extract = attempt(() => compileExtractor(ex, field));
+    extract = attempt(() => compileExtractor(ex, field, limits.maxSourceChars));
   }
   const transforms: CompiledTransform[] = [];
   if (r.transforms !== undefined && !Array.isArray(r.transforms)) {

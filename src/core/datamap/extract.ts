@@ -1,6 +1,7 @@
 // Extractors: how a rule cuts its value out of the source text. Compiled once (regexes built and checked
 // on deploy); at map time each is a small function that returns the value or a Miss saying why not.
-import { findNestedQuantifier } from "./regex-safety";
+import type { RE2JS } from "re2js";
+import { compileLinear, execLinear, sizeProblem } from "./linear-regex";
 import type { FieldExtractor } from "./types";
 
 /** Nothing was found, and why, in words for the Try-it panel and msg.error. */
@@ -68,38 +69,47 @@ function escapeRegex(s: string): string {
 
 const ALLOWED_FLAGS = /^[imsu]*$/;
 
+/** The source text limit when none is given (DataMapLimits.maxSourceChars). */
+const DEFAULT_MAX_SOURCE_CHARS = 16_384;
+
 export interface CompiledRegex {
-  regex: RegExp;
+  /** Runs in time linear in the text (linear-regex.ts). */
+  regex: RE2JS;
   /** Group name or number whose text is the value; 0 = the whole match. */
   group: string | number;
 }
 
 /** Builds the rule's regex and picks its group; throws a message for the rule when it cannot be used. */
-export function compileRegex(pattern: unknown, flags: unknown, group: unknown, field: string): CompiledRegex {
+export function compileRegex(
+  pattern: unknown,
+  flags: unknown,
+  group: unknown,
+  field: string,
+  maxSourceChars = DEFAULT_MAX_SOURCE_CHARS,
+): CompiledRegex {
   if (typeof pattern !== "string" || pattern === "") throw new Error("regular expression is empty");
   const f = flags === undefined ? "" : flags;
   if (typeof f !== "string" || !ALLOWED_FLAGS.test(f)) {
     throw new Error(`regular expression flags ${JSON.stringify(f)}: only i, m, s and u are allowed`);
   }
-  let regex: RegExp;
   try {
-    regex = new RegExp(pattern, f);
+    // written as JavaScript: its syntax errors are the ones the user knows
+    new RegExp(pattern, f);
   } catch (err) {
     // V8 says "Invalid regular expression: /x/: Unterminated group"; the rule label already says which one
     const message = err instanceof Error ? err.message.replace(/^Invalid regular expression: \/.*\/\w*: /s, "") : "";
     throw new Error(`regular expression /${pattern}/: ${message}`);
   }
-  const nested = findNestedQuantifier(pattern);
-  if (nested !== null) {
-    throw new Error(
-      `regular expression /${pattern}/: the repeat ${nested} contains another repeat and can take exponential ` +
-        "time on a hostile email; rewrite it without the nested repeat",
-    );
+  let regex: RE2JS;
+  try {
+    regex = compileLinear(pattern, f);
+  } catch (err) {
+    throw new Error(`regular expression /${pattern}/: ${err instanceof Error ? err.message : String(err)}`);
   }
-  // an always-matching twin reveals the group names and count without running the real pattern
-  const probe = new RegExp(`${pattern}|`, f).exec("") as RegExpExecArray;
-  const names = Object.keys(probe.groups ?? {});
-  const count = probe.length - 1;
+  const tooLarge = sizeProblem(regex, maxSourceChars);
+  if (tooLarge !== null) throw new Error(`regular expression /${pattern}/ ${tooLarge}`);
+  const names = Object.keys(regex.namedGroups());
+  const count = regex.groupCount();
   let chosen: string | number;
   if (group === undefined || group === "") {
     chosen = names.includes(field) ? field : count >= 1 ? 1 : 0;
@@ -120,7 +130,11 @@ export function compileRegex(pattern: unknown, flags: unknown, group: unknown, f
 }
 
 /** Compiles one (non-JSONata) extractor; throws a message for the rule when its settings are unusable. */
-export function compileExtractor(extractor: FieldExtractor, field: string): CompiledExtractor {
+export function compileExtractor(
+  extractor: FieldExtractor,
+  field: string,
+  maxSourceChars = DEFAULT_MAX_SOURCE_CHARS,
+): CompiledExtractor {
   switch (extractor.kind) {
     case "whole":
       return (text) => text;
@@ -170,12 +184,12 @@ export function compileExtractor(extractor: FieldExtractor, field: string): Comp
       };
     }
     case "regex": {
-      const { regex, group } = compileRegex(extractor.pattern, extractor.flags, extractor.group, field);
+      const { regex, group } = compileRegex(extractor.pattern, extractor.flags, extractor.group, field, maxSourceChars);
       const groupName = group === 0 ? "the match" : `group ${typeof group === "string" ? `"${group}"` : group}`;
       return (text) => {
-        const m = regex.exec(text);
+        const m = execLinear(regex, text);
         if (m === null) return new Miss("regular expression did not match");
-        const value = typeof group === "string" ? m.groups?.[group] : m[group];
+        const value = typeof group === "string" ? m.groups?.[group] : m.values[group];
         return value === undefined ? new Miss(`regular expression matched but ${groupName} took no part`) : value;
       };
     }

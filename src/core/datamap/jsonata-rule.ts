@@ -1,8 +1,10 @@
-// The JSONata escape hatch: parsed on deploy (syntax errors and unsafe regex literals name the rule),
-// evaluated with a time, depth and sequence limit. jsonata 2.x evaluates asynchronously only.
+// The JSONata escape hatch: parsed on deploy (syntax errors and regex literals RE2 cannot run name the rule),
+// evaluated with a time, depth and sequence limit. Its regex literals ($match, $replace, $split, $contains)
+// run on re2js through jsonata's RegexEngine option: a native RegExp would escape the time limit, which
+// jsonata checks only between steps. jsonata 2.x evaluates asynchronously only.
 import jsonata from "jsonata";
 import { Miss } from "./extract";
-import { findNestedQuantifier } from "./regex-safety";
+import { compileLinear, linearRegexEngine } from "./linear-regex";
 
 export type JsonataExpression = jsonata.Expression;
 
@@ -46,17 +48,20 @@ export function compileJsonata(expression: unknown, limits: { timeoutMs: number 
   if (typeof expression !== "string" || expression.trim() === "") throw new Error("JSONata expression is empty");
   let expr: JsonataExpression;
   try {
-    expr = jsonata(expression, { timeout: limits.timeoutMs, stack: 500, sequence: 100_000 });
+    expr = jsonata(expression, {
+      timeout: limits.timeoutMs,
+      stack: 500,
+      sequence: 100_000,
+      RegexEngine: linearRegexEngine(limits.timeoutMs),
+    });
   } catch (err) {
     throw new Error(`JSONata expression: ${describe(err)}`);
   }
   for (const re of regexLiterals(expr.ast())) {
-    const nested = findNestedQuantifier(re.source);
-    if (nested !== null) {
-      throw new Error(
-        `JSONata expression: regex /${re.source}/ repeats ${nested}, a repeat inside a repeat that can take ` +
-          "exponential time on a hostile email; rewrite it without the nested repeat",
-      );
+    try {
+      compileLinear(re.source, re.flags);
+    } catch (err) {
+      throw new Error(`JSONata expression: regex /${re.source}/: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
   return expr;
