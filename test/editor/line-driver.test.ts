@@ -284,7 +284,36 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
     dialIn = await startAutomationClient({ lineDigits: 3, port: newPort });
     const { lines, text } = await clicked;
     assert.equal(lines[0]?.answer, "ACK", text);
-    assert.match(lines[0]!.text, /connected to all addresses port \d+.*heartbeat ACK/);
+    assert.match(lines[0]!.text, /connected to 127\.0\.0\.1 port \d+.*heartbeat ACK/);
+    await dialIn.close();
+    dialIn = undefined;
+  });
+
+  it("Sur-Gard, automation connects: allowed addresses shown for that role only, checked, and used by the Test", async () => {
+    const newPort = await freePort();
+    await editor.edit("sg-server");
+    assert.ok(await page.isVisible("#node-input-sgAllow"));
+    await page.fill("#node-input-sgAllow", "10.0.0.5, automation.example");
+    await page.locator("#node-input-sgAllow").dispatchEvent("keyup");
+    assert.match((await page.getAttribute("#node-input-sgAllow", "class")) ?? "", /input-error/);
+    await page.fill("#node-input-sgAllow", "127.0.0.1");
+    await page.locator("#node-input-sgAllow").dispatchEvent("keyup");
+    assert.doesNotMatch((await page.getAttribute("#node-input-sgAllow", "class")) ?? "", /input-error/);
+    await page.selectOption("#node-input-sgRole", "client");
+    assert.equal(await page.isVisible("#node-input-sgAllow"), false);
+    await page.selectOption("#node-input-sgRole", "server");
+    await setTyped("sgPort", String(newPort));
+    // Only a host that is not allowed dials in: the Test gives it nothing and says so.
+    const clicked = runTest();
+    await page.waitForSelector(".line-driver-running");
+    dialIn = await startAutomationClient({ lineDigits: 3, port: newPort, localAddress: "127.0.0.2" });
+    const { lines } = await clicked;
+    assert.equal(lines[0]?.answer, "none");
+    assert.match(
+      lines[0]!.text,
+      /Refused meanwhile: 127\.0\.0\.2 \(\d+×\): not an allowed automation address \(allowed: 127\.0\.0\.1\)/,
+    );
+    assert.ok(dialIn.received.length === 0 && dialIn.rejected.length === 0, "the refused host heard nothing");
     await dialIn.close();
     dialIn = undefined;
   });

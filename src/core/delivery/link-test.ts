@@ -173,7 +173,8 @@ export async function testSurgardServer(o: SurgardServerTestOptions): Promise<Li
   const arrived = new Promise<string>((resolve) => {
     connected = resolve;
   });
-  const refused: string[] = [];
+  // Per address, not per connection: a host that keeps dialling is one line of the answer.
+  const refused = new Map<string, { reason: string; times: number }>();
   const link = new SurgardLink({
     role: "server",
     host: o.host,
@@ -181,11 +182,17 @@ export async function testSurgardServer(o: SurgardServerTestOptions): Promise<Li
     allow: o.allow,
     onConnected: (r) => connected(r),
     onRefused: (r, reason) => {
-      if (refused.length < 5) refused.push(`${r}: ${reason}`);
+      const ip = r.slice(0, r.lastIndexOf(":"));
+      const seen = refused.get(ip);
+      if (seen) seen.times++;
+      else if (refused.size < 5) refused.set(ip, { reason, times: 1 });
     },
   });
   const where = link.listening;
-  const refusals = () => (refused.length ? ` Refused meanwhile: ${refused.join("; ")}.` : "");
+  const refusals = () =>
+    refused.size
+      ? ` Refused meanwhile: ${[...refused].map(([ip, { reason, times }]) => `${ip} (${times}×): ${reason}`).join("; ")}.`
+      : "";
   let timer: NodeJS.Timeout | undefined;
   try {
     try {
