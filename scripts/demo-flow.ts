@@ -43,6 +43,12 @@ export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl, transpor
       z,
       name: "Drop a sample alarm email",
       props: [{ p: "payload" }],
+      // As the editor saves an inject without a schedule: it validates repeat, "" for none.
+      repeat: "",
+      crontab: "",
+      once: false,
+      onceDelay: 0.1,
+      topic: "",
       payload: "",
       payloadType: "date",
       x: 180,
