@@ -140,6 +140,19 @@ describe("line-driver: no stranger takes a line", () => {
     assert.match(String(refusal), /the automation software at 127\.0\.0\.1:\d+ holds the line and still answers/);
   });
 
+  it("Sur-Gard: a live line that NAKs heartbeats still answers: an allowed newcomer does not take it", async () => {
+    const port = await freePort();
+    const { node } = await loadSurgardServer({ sgHost: "127.0.0.1", sgPort: port, sgAllow: "127.0.0.0/8" });
+    const live = await automationFrom("127.0.0.1", port);
+    live.behaviour = "nak"; // e.g. it expects another receiver number: a configuration problem, not a dead line
+    await live.waitFor((r) => r.length >= 1);
+    const newcomer = await automationFrom("127.0.0.2", port);
+    await until(() => newcomer.connections >= 3, 5000, "the newcomer to be closed and dial again twice");
+    assert.ok(heardNothing(newcomer), "the newcomer received no byte");
+    assert.equal(live.connections, 1, "the live line was never dropped");
+    assert.ok(texts(node, "warn").some((w) => /127\.0\.0\.2:\d+ refused: .*still answers/.test(w)));
+  });
+
   it("Sur-Gard: a newcomer takes the line once the live one stops answering (an automation that reconnected)", async () => {
     const port = await freePort();
     const { node, outcomes } = await loadSurgardServer({ sgHost: "127.0.0.1", sgPort: port, sgAllow: "127.0.0.0/8" });

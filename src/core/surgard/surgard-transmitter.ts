@@ -46,9 +46,9 @@ export class SurgardTransmitter {
   constructor(private readonly opts: SurgardTransmitterOptions) {
     this.link = new SurgardLink({
       ...opts.link,
-      // A newcomer takes a live line only if the line misses a heartbeat's ACK (surgard.md: the
-      // automation must ACK within the ACK timeout); one packet outstanding still holds.
-      stillAnswering: () => this.heartbeat(),
+      // A newcomer takes a live line only if a heartbeat on it gets no answer within the ACK timeout
+      // (surgard.md); a NAK is an answer too: the automation is there. One packet outstanding still holds.
+      stillAnswering: async () => (await this.sendOnce(this.opts.heartbeat)).kind !== "none",
       onRefused: (remote, reason) => this.refused(remote, reason),
       onConnected: (remote, replaced) => {
         opts.log(
