@@ -27,6 +27,7 @@ interface LinkTestRequest {
   receiver?: string;
   prefix?: string;
   supervisionAccount?: string;
+  keyForm?: string;
   ackTimeout?: string | number;
   sgRole?: string;
   sgHost?: string;
@@ -43,11 +44,15 @@ interface LinkTestRequest {
 
 class BadRequest extends Error {}
 
-export function registerLineDriverTest(RED: NodeAPI): void {
+/**
+ * `linkTestAccountOf(id)`: the account the deployed node's link tests carry when the dialog leaves the field
+ * empty (the last alarm's account).
+ */
+export function registerLineDriverTest(RED: NodeAPI, linkTestAccountOf?: (id: string) => string | undefined): void {
   RED.httpAdmin.post("/line-driver/test", RED.auth.needsPermission("line-driver.write"), async (req, res) => {
     const body = (req.body ?? {}) as LinkTestRequest;
     try {
-      res.json(await runLinkTest(RED, body));
+      res.json(await runLinkTest(RED, body, linkTestAccountOf));
     } catch (err) {
       if (err instanceof BadRequest) {
         res.json({
@@ -64,7 +69,11 @@ export function registerLineDriverTest(RED: NodeAPI): void {
   });
 }
 
-async function runLinkTest(RED: NodeAPI, body: LinkTestRequest): Promise<LinkTestResult> {
+async function runLinkTest(
+  RED: NodeAPI,
+  body: LinkTestRequest,
+  linkTestAccountOf?: (id: string) => string | undefined,
+): Promise<LinkTestResult> {
   if (body.protocol === "surgard") {
     const role = body.sgRole === "client" ? "client" : "server";
     const port = portOf(body.sgPort, "port", role === "server" ? 1025 : undefined);
@@ -109,9 +118,13 @@ async function runLinkTest(RED: NodeAPI, body: LinkTestRequest): Promise<LinkTes
         ? (RED.nodes.getCredentials(body.id) as { key?: string } | undefined)?.key
         : undefined
       : typed;
+  let keyNote: string | undefined;
   if (keyText) {
+    const form = body.keyForm === "hex" || body.keyForm === "ascii" ? body.keyForm : "auto";
     try {
-      key = parseDc09Key(keyText).key;
+      const parsed = parseDc09Key(keyText, form);
+      key = parsed.key;
+      keyNote = `AES key read as ${parsed.form === "hex" ? "hex digits" : "ASCII characters"} (AES-${parsed.bits}).`;
     } catch (err) {
       throw new BadRequest(`AES key: ${(err as Error).message}`);
     }
@@ -121,7 +134,7 @@ async function runLinkTest(RED: NodeAPI, body: LinkTestRequest): Promise<LinkTes
     key,
     receiver: text(body.receiver) || undefined,
     prefix: text(body.prefix) || "0",
-    account: text(body.supervisionAccount) || "0000",
+    account: text(body.supervisionAccount) || (body.id ? linkTestAccountOf?.(body.id) : undefined) || "0000",
     timeoutMs: seconds(body.ackTimeout, 5, 30) * 1000,
   } as const;
   const targets = [{ role: "primary", host, port: portOf(body.port, "port") }];
@@ -132,7 +145,7 @@ async function runLinkTest(RED: NodeAPI, body: LinkTestRequest): Promise<LinkTes
   for (const t of targets) {
     lines.push(await testDc09Receiver({ ...common, role: t.role, address: { host: t.host, port: t.port } }));
   }
-  return { ok: lines[0]?.ok === true, protocol: "dc09", lines };
+  return { ok: lines[0]?.ok === true, protocol: "dc09", lines, ...(keyNote ? { note: keyNote } : {}) };
 }
 
 /** A `${VAR}` value is read from the environment, as Node-RED does on deploy. */

@@ -4,12 +4,12 @@
 import { join } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import type { AlarmEvent } from "./core/datamap";
-import { parseDc09Key } from "./core/dc09";
+import { type Dc09Key, parseDc09Key } from "./core/dc09";
 import { type AlarmChannel, AlarmNotExpressibleError, type LineState } from "./core/delivery/channel";
 import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { OutboxPump, type PumpOutcome } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
-import { Outbox } from "./core/outbox/outbox";
+import { Outbox, type RefusedEntry } from "./core/outbox/outbox";
 import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import { registerLineDriverTest } from "./line-driver-test";
 import { settleEmail, settlementOf } from "./settle";
@@ -32,6 +32,12 @@ interface LineDriverDef extends NodeDef {
   sendText: boolean;
   sendTime: boolean;
   sendLink: boolean;
+  /** How the AES key text is read; absent in flows saved before it existed: "auto" (today's rule). */
+  keyForm?: "auto" | "hex" | "ascii";
+  /** SIA `ri`/`id` modifier order; absent in older flows: "ri-id". */
+  modifierOrder?: "ri-id" | "id-ri";
+  /** Receiver preset chosen in the editor (informational: the settings it filled in are what count). */
+  receiverProfile?: string;
   // Sur-Gard
   sgRole: "server" | "client";
   sgHost: string;
@@ -73,6 +79,39 @@ function dedupeKey(alarm: AlarmEvent, msg: object): string | null {
 /** Shortest time between two status updates of a line-driver. */
 const STATUS_EVERY_MS = 200;
 
+/** What the editor may see of a deployed line-driver: never the key, only how it was read. */
+interface LineDriverView {
+  protocol: AlarmChannel["protocol"];
+  key?: { form: Dc09Key["form"]; bits: Dc09Key["bits"] };
+  linkTestAccount?: string;
+  learnedForms?: Record<string, string>;
+  refused: RefusedView[];
+}
+
+interface RefusedView {
+  id: number;
+  seq?: number;
+  account: string;
+  eventCode: string;
+  zone?: number | null;
+  area?: number | null;
+  text?: string;
+  acceptedAt: number;
+  refusedAt: number;
+  reason: string;
+  answer?: string;
+  receiver?: string;
+}
+
+interface LineDriverHandle {
+  view(): LineDriverView;
+  /** Queues a refused alarm again; false when the node has no such refused alarm. */
+  resend(entryId: number): Promise<boolean>;
+}
+
+/** Deployed line-drivers by node id, for the admin routes. */
+const deployed = new Map<string, LineDriverHandle>();
+
 module.exports = (RED: NodeAPI) => {
   function LineDriver(this: Node<LineDriverCredentials>, def: LineDriverDef) {
     RED.nodes.createNode(this, def);
@@ -85,8 +124,14 @@ module.exports = (RED: NodeAPI) => {
       showStatus();
     };
     let channel: AlarmChannel;
+    let keyInfo: LineDriverView["key"];
     try {
-      channel = def.protocol === "surgard" ? surgardChannel(def, log, onState) : dc09Channel(def, node, log, onState);
+      channel =
+        def.protocol === "surgard"
+          ? surgardChannel(def, log, onState)
+          : dc09Channel(def, node, log, onState, (k) => {
+              keyInfo = { form: k.form, bits: k.bits };
+            });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       node.status({ fill: "red", shape: "ring", text: message.slice(0, 60) });
@@ -153,14 +198,16 @@ module.exports = (RED: NodeAPI) => {
 
     function renderStatus(): void {
       statusShownAt = Date.now();
-      const queued = outbox?.size ?? 0;
+      const queued = `queued ${outbox?.size ?? 0}${outbox?.refusedCount ? `, refused ${outbox.refusedCount}` : ""}`;
       const s = lineState;
       if (outboxProblem) node.status({ fill: "red", shape: "ring", text: outboxProblem.slice(0, 90) });
-      else if (!s) node.status({ fill: "grey", shape: "dot", text: `queued ${queued}` });
+      else if (!s) node.status({ fill: "grey", shape: "dot", text: queued });
       else if (s.kind === "ok") {
         const age = Math.round((Date.now() - s.lastAckAt) / 1000);
-        node.status({ fill: "green", shape: "dot", text: `${s.via}: last ACK ${age} s ago, queued ${queued}` });
-      } else node.status({ fill: "red", shape: "ring", text: `failing: ${s.reason}; queued ${queued}`.slice(0, 90) });
+        // Refused alarms wait for someone to look at them (editor: Refused alarms): not green.
+        const fill = outbox?.refusedCount ? "yellow" : "green";
+        node.status({ fill, shape: "dot", text: `${s.via}: last ACK ${age} s ago, ${queued}` });
+      } else node.status({ fill: "red", shape: "ring", text: `failing: ${s.reason}; ${queued}`.slice(0, 90) });
     }
 
     // An entry queued under the other protocol (the node was reconfigured) is built again from its alarm.
@@ -185,23 +232,66 @@ module.exports = (RED: NodeAPI) => {
     function report(alarm: AlarmEvent, id: number, outcome: PumpOutcome): void {
       const seq = channel.protocol === "dc09" ? dc09Seq(id) : undefined;
       if (outcome.kind === "delivered") {
-        const { via, address, sends } = outcome;
+        const { via, address, sends, fallback } = outcome;
         const latencyMs = Math.round(outcome.latencyMs);
         node.send({
           topic: "delivered",
-          payload: { status: "delivered", protocol: channel.protocol, receiver: via, address, latencyMs, seq, sends },
+          payload: {
+            status: "delivered",
+            protocol: channel.protocol,
+            receiver: via,
+            address,
+            latencyMs,
+            seq,
+            sends,
+            ...(fallback ? { form: fallback } : {}),
+          },
           alarm,
         } as never);
         return;
       }
-      node.error(`alarm ${alarm.account}/${alarm.eventCode} refused by the receiver: ${outcome.reason}`);
-      const { via, address, reason } = outcome;
+      // Not dropped: the outbox keeps it as refused; the editor lists it and can resend it.
+      node.error(
+        `alarm ${alarm.account}/${alarm.eventCode} refused by the receiver: ${outcome.reason}` +
+          `${outcome.answer ? ` (answer ${JSON.stringify(outcome.answer)})` : ""}; kept as refused (outbox id ${id}), ` +
+          "resend it from the line-driver's dialog",
+      );
+      const { via, address, reason, answer } = outcome;
       node.send({
         topic: "failed",
-        payload: { status: "failed", protocol: channel.protocol, receiver: via, address, reason, seq },
+        payload: {
+          status: "failed",
+          protocol: channel.protocol,
+          receiver: via,
+          address,
+          reason,
+          answer,
+          seq,
+          outboxId: id,
+          kept: true,
+        },
         alarm,
       } as never);
     }
+
+    deployed.set(node.id, {
+      view: () => ({
+        protocol: channel.protocol,
+        ...(keyInfo ? { key: keyInfo } : {}),
+        ...(channel instanceof Dc09Channel
+          ? { linkTestAccount: channel.linkTestAccount, learnedForms: channel.transmitter.learnedForms }
+          : {}),
+        refused: (outbox?.refusedEntries() ?? []).map((e) => refusedView(e, channel.protocol)),
+      }),
+      resend: async (entryId) => {
+        const box = await opened;
+        if (!(await box.requeue(entryId))) return false;
+        node.log(`refused alarm (outbox id ${entryId}) queued again from the editor`);
+        pump?.wake();
+        showStatus();
+        return true;
+      },
+    });
 
     node.on("input", (msg: NodeMessageInFlow, _send, done) => {
       accept(msg).then(
@@ -251,6 +341,7 @@ module.exports = (RED: NodeAPI) => {
     }
 
     node.on("close", (done: () => void) => {
+      deployed.delete(node.id);
       clearInterval(statusTimer);
       clearTimeout(statusDue);
       channel.stop();
@@ -268,8 +359,52 @@ module.exports = (RED: NodeAPI) => {
       credentials: { key: { type: "password" } },
     },
   );
-  registerLineDriverTest(RED);
+  registerLineDriverTest(RED, (id) => deployed.get(id)?.view().linkTestAccount);
+
+  // The dialog's "Refused alarms": what the deployed node keeps as refused, and "Resend".
+  RED.httpAdmin.get("/line-driver/:id/state", RED.auth.needsPermission("line-driver.read"), (req, res) => {
+    const handle = deployed.get(String(req.params.id));
+    if (!handle) {
+      res.status(404).json({ error: "not deployed" });
+      return;
+    }
+    res.json(handle.view());
+  });
+  RED.httpAdmin.post(
+    "/line-driver/:id/refused/:entry/resend",
+    RED.auth.needsPermission("line-driver.write"),
+    (req, res) => {
+      const handle = deployed.get(String(req.params.id));
+      const entry = Number(req.params.entry);
+      if (!handle || !Number.isSafeInteger(entry)) {
+        res.status(404).json({ ok: false, error: "no such line-driver or alarm" });
+        return;
+      }
+      handle.resend(entry).then(
+        (ok) => res.status(ok ? 200 : 404).json(ok ? { ok } : { ok, error: "no such refused alarm" }),
+        (err: unknown) => res.status(500).json({ ok: false, error: `not queued again: ${String(err)}` }),
+      );
+    },
+  );
 };
+
+function refusedView(e: RefusedEntry<QueuedAlarm>, protocol: AlarmChannel["protocol"]): RefusedView {
+  const a = e.payload.alarm;
+  return {
+    id: e.id,
+    ...(protocol === "dc09" ? { seq: dc09Seq(e.id) } : {}),
+    account: a.account,
+    eventCode: a.eventCode,
+    zone: a.zone,
+    area: a.area,
+    ...(a.text ? { text: a.text.slice(0, 120) } : {}),
+    acceptedAt: e.acceptedAt,
+    refusedAt: e.refusedAt,
+    reason: e.reason,
+    ...(e.answer === undefined ? {} : { answer: e.answer }),
+    ...(e.detail === undefined ? {} : { receiver: e.detail }),
+  };
+}
 
 type Log = (level: "info" | "warn" | "error", message: string) => void;
 
@@ -278,10 +413,18 @@ function dc09Channel(
   node: Node<LineDriverCredentials>,
   log: Log,
   onState: (s: LineState) => void,
+  onKey: (key: Dc09Key) => void,
 ): Dc09Channel {
   let key: Buffer | undefined;
+  const keyForm = def.keyForm === "hex" || def.keyForm === "ascii" ? def.keyForm : "auto";
   try {
-    key = node.credentials?.key ? parseDc09Key(node.credentials.key).key : undefined;
+    if (node.credentials?.key) {
+      const parsed = parseDc09Key(node.credentials.key, keyForm);
+      key = parsed.key;
+      onKey(parsed);
+      // Says how the key was read, never the key: a receiver that reads it the other way stays silent.
+      log("info", `AES key read as ${parsed.form === "hex" ? "hex digits" : "ASCII characters"}, AES-${parsed.bits}`);
+    }
   } catch (err) {
     throw new Error(`AES key invalid: ${String((err as Error).message)}`);
   }
@@ -302,8 +445,9 @@ function dc09Channel(
     sendText: def.sendText,
     sendTime: def.sendTime,
     sendLink: def.sendLink,
+    modifierOrder: def.modifierOrder === "id-ri" ? "id-ri" : "ri-id",
     supervisionMs: positive(def.supervision, 0) * 1000,
-    supervisionAccount: def.supervisionAccount?.trim() || "0000",
+    supervisionAccount: def.supervisionAccount?.trim() ?? "0000",
     log,
     onState,
   });

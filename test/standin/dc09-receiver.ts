@@ -1,13 +1,16 @@
 // A real DC-09 receiver (the central-station side) for tests and benches: TCP and UDP on one host, with
-// scriptable answers (ACK, NAK on clock skew, DUH, silence, corrupt CRC, connection reset or close).
+// scriptable answers (ACK, NAK on clock skew, DUH, silence, corrupt CRC, connection reset or close), and the
+// dialects of public receivers (dc09.md "Dialects observed in public receiver implementations").
 import { createSocket, type RemoteInfo } from "node:dgram";
 import { EventEmitter } from "node:events";
 import { createServer, type Socket } from "node:net";
 import {
+  crc16ArcHex,
   type Dc09ResponseKind,
   type DecodedDc09Frame,
   decodeDc09Frame,
   encodeDc09Response,
+  formatDc09Timestamp,
   splitDc09Frames,
 } from "../../src/core/dc09";
 
@@ -59,7 +62,41 @@ export interface Dc09Receiver {
   close(): Promise<void>;
 }
 
+/**
+ * How a receiver deviates from the plain standard. Each knob is one observed behaviour; `dialect` presets:
+ * - "pysiaalarm" (eavanvalkenburg/pysiaalarm, Home Assistant's SIA integration): NAK written
+ *   `"NAK"0000L0R0A0[]_<time>` (event.py NAKEvent.create_response); reads SIA modifiers only as `id` before `ri`
+ *   (utils/regexes.py sia_content_regex: ti, id, ri in that order, so `ri1/id3/OP03` reads "id" as the code:
+ *   DUH, base_server.py "Code not found, replying with DUH"); ADM-CID content takes at most one extended block
+ *   (adm_content_regex), two are a format error: NAK; a key is used as its UTF-8 bytes (account.py key_b).
+ * - "iobroker" (schmupu/ioBroker.sia, src/lib/sia.ts): ends the TCP connection after every answer
+ *   (`sock.end(ack)`); NULL is refused with NAK because its message regex needs a character before `]`
+ *   (parseSIA "Required SIA fields missing"); NAK written `"NAK"0000R0L0A0[]<ts>` (createNACK).
+ */
+export interface Dc09Dialect {
+  /** How a NAK is written: "R-first" (standard), "L-first" (pysiaalarm), "bare" (`"NAK"` without LF/CRC/CR). */
+  nakForm?: "R-first" | "L-first" | "bare";
+  /** Write every NAK twice, then close the TCP connection (a third form seen in the wild). */
+  doubleNak?: boolean;
+  /** DUH for SIA data with `ri` before `id`. */
+  idBeforeRiOnly?: boolean;
+  /** NAK for ADM-CID frames with more extended blocks than this. */
+  maxAdmCidExtended?: number;
+  /** NAK every NULL frame. */
+  nakNull?: boolean;
+  /** End the TCP connection after every answer. */
+  endAfterAnswer?: boolean;
+  /** Known accounts; a frame for another one gets a NAK (in nakForm). Default: all accounts are known. */
+  accounts?: string[];
+}
+
+export const DC09_DIALECTS: Record<"pysiaalarm" | "iobroker", Dc09Dialect> = {
+  pysiaalarm: { nakForm: "L-first", idBeforeRiOnly: true, maxAdmCidExtended: 1 },
+  iobroker: { nakForm: "R-first", nakNull: true, endAfterAnswer: true },
+};
+
 export interface Dc09ReceiverOptions {
+  dialect?: Dc09Dialect;
   key?: Buffer;
   tcpPort?: number;
   udpPort?: number;
@@ -82,7 +119,42 @@ export async function startDc09Receiver(opts: Dc09ReceiverOptions = {}): Promise
   const changes = new EventEmitter();
   const sockets = new Set<Socket>();
 
-  type Answer = { kind: Dc09ResponseKind; bytes: Buffer };
+  type Answer = { kind: Dc09ResponseKind; bytes: Buffer; end?: boolean };
+  const dialect = opts.dialect ?? {};
+
+  const nakBytes = (now: Date): Buffer => {
+    if (dialect.nakForm === "bare") return Buffer.from('"NAK"', "latin1");
+    if (dialect.nakForm !== "L-first") {
+      return encodeDc09Response({ kind: "NAK", seq: 0, receiver: opts.receiver, prefix: opts.prefix, timestamp: now });
+    }
+    const region = Buffer.from(`"NAK"0000L0R0A0[]${formatDc09Timestamp(now)}`, "latin1");
+    const head = `${crc16ArcHex(region)}0${region.length.toString(16).toUpperCase().padStart(3, "0")}`;
+    return Buffer.concat([Buffer.of(0x0a), Buffer.from(head, "latin1"), region, Buffer.of(0x0d)]);
+  };
+
+  /** The dialect's own answer to a frame a standard receiver would take, if it differs. */
+  const dialectAnswer = (f: DecodedDc09Frame, now: Date): Answer | undefined => {
+    const nak = (): Answer => {
+      const once = nakBytes(now);
+      return dialect.doubleNak
+        ? { kind: "NAK", bytes: Buffer.concat([once, once]), end: true }
+        : { kind: "NAK", bytes: once };
+    };
+    if (dialect.accounts && !dialect.accounts.includes(f.account)) return nak();
+    if (f.id === "NULL" && dialect.nakNull) return nak();
+    if (f.id === "ADM-CID" && (f.extended?.length ?? 0) > (dialect.maxAdmCidExtended ?? Number.POSITIVE_INFINITY))
+      return nak();
+    if (f.id === "SIA-DCS" && dialect.idBeforeRiOnly && /\|[NO]ri\d+\/id\d+\//.test(f.data ?? "")) {
+      const address = {
+        seq: f.seq,
+        receiver: f.receiver ?? opts.receiver ?? "0",
+        prefix: f.prefix,
+        account: f.account,
+      };
+      return { kind: "DUH", bytes: encodeDc09Response({ kind: "DUH", ...address }) };
+    }
+    return undefined;
+  };
 
   const answerFor = (f: DecodedDc09Frame, behaviour: ReceiverBehaviour, now: Date): Answer | undefined => {
     const address = { seq: f.seq, receiver: f.receiver ?? opts.receiver ?? "0", prefix: f.prefix, account: f.account };
@@ -101,9 +173,8 @@ export async function startDc09Receiver(opts: Dc09ReceiverOptions = {}): Promise
         return { kind: "DUH", bytes: encodeDc09Response({ kind: "DUH", ...address }) };
       case "nak": {
         const skew = f.timestamp ? f.timestamp.getTime() - now.getTime() : 0;
-        if (skew >= EARLIEST_MS && skew <= LATEST_MS) return ack();
-        const nak = { kind: "NAK" as const, seq: 0, receiver: opts.receiver, prefix: opts.prefix, timestamp: now };
-        return { kind: "NAK", bytes: encodeDc09Response(nak) };
+        if (skew >= EARLIEST_MS && skew <= LATEST_MS) return dialectAnswer(f, now) ?? ack();
+        return { kind: "NAK", bytes: nakBytes(now) };
       }
       case "bad-crc": {
         const answer = ack();
@@ -111,7 +182,7 @@ export async function startDc09Receiver(opts: Dc09ReceiverOptions = {}): Promise
         return answer;
       }
       default:
-        return ack();
+        return dialectAnswer(f, now) ?? ack();
     }
   };
 
@@ -135,7 +206,8 @@ export async function startDc09Receiver(opts: Dc09ReceiverOptions = {}): Promise
       if (transport === "tcp") reply(answer.bytes.subarray(0, answer.bytes.length >> 1), "reset");
       receiver.answers.push({ at, event, behaviour });
     } else {
-      if (answer) reply(answer.bytes, behaviour === "close-after-frame" ? "end" : undefined);
+      const end = behaviour === "close-after-frame" || answer?.end || dialect.endAfterAnswer;
+      if (answer) reply(answer.bytes, end ? "end" : undefined);
       if (answer?.kind === "ACK" && behaviour !== "bad-crc") receiver.acked.push(event);
       receiver.answers.push({ at, event, behaviour, sent: answer?.kind });
     }

@@ -12,6 +12,13 @@ export interface AlarmForDc09 {
   user?: number | null;
 }
 
+/**
+ * Order of the area (`ri`) and user (`id`) modifiers in a SIA-DCS block. DC-09 allows either; receivers do
+ * not all read both: pysiaalarm reads only `id` before `ri` (its SIA content pattern, utils/regexes.py),
+ * ioBroker.sia reads either.
+ */
+export type SiaModifierOrder = "ri-id" | "id-ri";
+
 /** The alarm cannot be expressed in DC-09; the message says which field and why. */
 export class Dc09DataError extends Error {
   constructor(message: string) {
@@ -60,7 +67,7 @@ function siaCodeFor(code: string, qualifier: AlarmForDc09["qualifier"]): string 
  *   the address of user events such as OP/CL); nothing when neither is known.
  * Numbers go up to 9999 (4-digit zones exist on large panels).
  */
-export function siaDcsData(a: AlarmForDc09): string {
+export function siaDcsData(a: AlarmForDc09, order: SiaModifierOrder = "ri-id"): string {
   if (a.eventFormat !== "SIA") throw new Dc09DataError(`Event ${a.eventCode} is a ${a.eventFormat} code, not SIA`);
   checkDc09Account(a.account);
   const given = a.eventCode.trim().toUpperCase();
@@ -79,7 +86,18 @@ export function siaDcsData(a: AlarmForDc09): string {
   const address = a.zone ?? a.user;
   const event = code + (address == null ? "" : String(address).padStart(2, "0"));
   const block = a.qualifier === "previous" ? "O" : "N";
+  if (order === "id-ri") modifiers.reverse();
   return `#${a.account}|${block}${[...modifiers, event].join("/")}`;
+}
+
+/**
+ * The same SIA-DCS data with its `ri` and `id` modifiers in the other order, or undefined when the block does
+ * not carry both (nothing to reorder). Works on data already in the outbox, whatever order built it.
+ */
+export function swapSiaModifiers(data: string): string | undefined {
+  const m = /^(#[0-9A-Fa-f]{3,16}\|[NO])(ri\d+|id\d+)\/(ri\d+|id\d+)\/(.*)$/.exec(data);
+  if (!m || m[2]!.slice(0, 2) === m[3]!.slice(0, 2)) return undefined;
+  return `${m[1]}${m[3]}/${m[2]}/${m[4]}`;
 }
 
 // Contact ID codes whose ZZZ field carries a user number, not a zone (SIA DC-05 Appendix C).

@@ -229,8 +229,11 @@ interface Envelope {
 
 const HEADER = /^"(\*?)([A-Z][A-Z-]*)"(\d{4})(?:R([\dA-Fa-f]{1,6}))?(?:L([\dA-Fa-f]{1,6}))?(?:#([\dA-Fa-f]{3,16}))?\[/;
 // A NAK ends its address with "A0" (not an account): read R and L lazily so "L0A0" is prefix 0, not 0A0.
+// R and L in either order: pysiaalarm writes `"NAK"0000L0R0A0[]` (src/pysiaalarm/event.py, NAKEvent).
 const NAK_HEADER =
   /^"(\*?)(NAK)"(\d{4})(?:R([\dA-Fa-f]{1,6}?))?(?:L([\dA-Fa-f]{1,6}?))?(?:#([\dA-Fa-f]{3,16})|A[\dA-Fa-f]*)?\[/;
+const NAK_HEADER_L_FIRST =
+  /^"(\*?)(NAK)"(\d{4})L([\dA-Fa-f]{1,6}?)R([\dA-Fa-f]{1,6}?)(?:#([\dA-Fa-f]{3,16})|A[\dA-Fa-f]*)?\[/;
 
 function hexByte(b: number): string {
   return `0x${b.toString(16).toUpperCase().padStart(2, "0")}`;
@@ -267,11 +270,21 @@ function openEnvelope(frame: Buffer): Envelope {
     throw new Dc09DecodeError(`CRC mismatch: the frame says ${crcText.toUpperCase()}, computed ${computed}`);
   }
   const text = region.toString("latin1");
-  const match = (text.startsWith('"NAK"') || text.startsWith('"*NAK"') ? NAK_HEADER : HEADER).exec(text);
+  const isNak = text.startsWith('"NAK"') || text.startsWith('"*NAK"');
+  const lFirst = isNak ? NAK_HEADER_L_FIRST.exec(text) : null;
+  const match = lFirst ?? (isNak ? NAK_HEADER : HEADER).exec(text);
+  const bareRefusal = /^"(NAK|DUH)"/.exec(text);
+  if (!match && bareRefusal) {
+    // A refusal without sequence or address (some receivers write a bare `"NAK"`): still a refusal, seq 0.
+    const raw = frame.subarray(1, frame.length - 1).toString("latin1");
+    return { encrypted: false, id: bareRefusal[1]!, seq: 0, body: "]", raw };
+  }
   if (!match) {
     throw new Dc09DecodeError(`Cannot read id, sequence, receiver, prefix and account in ${quote(text, 48)}`);
   }
-  const [head, star, id, seq, receiver, prefix, account] = match;
+  const [head, star, id, seq] = match;
+  const [receiver, prefix] = lFirst ? [match[5], match[4]] : [match[4], match[5]];
+  const account = match[6];
   return {
     encrypted: star === "*",
     id,
@@ -432,5 +445,36 @@ export function splitDc09Frames(buffer: Buffer): { frames: Buffer[]; rest: Buffe
     start = nextStart;
   }
   const rest = start < 0 || buffer.length - start > DC09_MAX_FRAME_BYTES ? Buffer.alloc(0) : buffer.subarray(start);
+  return { frames, rest };
+}
+
+/**
+ * Splits what a receiver sent into response frames, leniently (dc09.md "Dialects observed in public receiver
+ * implementations"): complete LF...CR frames as splitDc09Frames does; a frame whose CR never came but whose
+ * length field says it is complete; and a bare `"NAK"` or `"DUH"` written without LF, CRC, length or CR, which
+ * is wrapped into a proper frame so the strict decoder reads it. Only refusals are read without framing: an
+ * ACK must arrive intact to count.
+ */
+export function splitDc09Answers(buffer: Buffer): { frames: Buffer[]; rest: Buffer } {
+  const firstLf = buffer.indexOf(LF);
+  const frames: Buffer[] = [];
+  // Bytes before the first LF (all of them when there is none): a bare refusal, or noise.
+  const bare = firstLf < 0 ? buffer : buffer.subarray(0, firstLf);
+  for (const piece of bare.toString("latin1").split("\r")) {
+    const refusal = /^\s*(?:[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3})?("(?:NAK|DUH)"[ -~]*?)\s*$/.exec(piece);
+    if (refusal) frames.push(frameOf(refusal[1]!));
+  }
+  if (firstLf < 0) return { frames, rest: Buffer.alloc(0) };
+  const split = splitDc09Frames(buffer.subarray(firstLf));
+  frames.push(...split.frames);
+  let rest = split.rest;
+  // A frame without its CR: complete when the bytes after LF, CRC and length match the length field.
+  if (rest.length >= 9 && /^[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3}$/.test(rest.subarray(1, 9).toString("latin1"))) {
+    const declared = Number.parseInt(rest.subarray(5, 9).toString("latin1"), 16);
+    if (rest.length - 9 === declared) {
+      frames.push(Buffer.concat([rest, Buffer.of(CR)]));
+      rest = Buffer.alloc(0);
+    }
+  }
   return { frames, rest };
 }

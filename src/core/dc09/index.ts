@@ -1,6 +1,14 @@
 // DC-09 (ANSI/SIA DC-09) codec: frames, responses, encryption keys and alarm data blocks.
 export { crc16Arc, crc16ArcHex } from "./crc16";
-export { type AlarmForDc09, admCidData, checkDc09Account, Dc09DataError, siaDcsData } from "./event-data";
+export {
+  type AlarmForDc09,
+  admCidData,
+  checkDc09Account,
+  Dc09DataError,
+  type SiaModifierOrder,
+  siaDcsData,
+  swapSiaModifiers,
+} from "./event-data";
 export {
   DC09_MAX_FRAME_BYTES,
   DC09_MAX_REGION_BYTES,
@@ -19,6 +27,7 @@ export {
   encodeDc09,
   encodeDc09Response,
   nextDc09Seq,
+  splitDc09Answers,
   splitDc09Frames,
 } from "./frame";
 export { type Dc09Key, Dc09KeyError, type Dc09KeyForm, parseDc09Key } from "./key";

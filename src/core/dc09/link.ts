@@ -2,7 +2,7 @@
 // answer that echoes its sequence number. Whatever else arrives is ignored.
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect, isIPv6, type Socket } from "node:net";
-import { Dc09DecodeError, type Dc09Response, decodeDc09Response, splitDc09Frames } from "./frame";
+import { Dc09DecodeError, type Dc09Response, decodeDc09Response, splitDc09Answers } from "./frame";
 
 export interface ReceiverAddress {
   host: string;
@@ -11,9 +11,18 @@ export interface ReceiverAddress {
 
 export type LinkTransport = "tcp" | "udp";
 
-/** No valid answer in time, or the connection failed: the caller retries. */
+/**
+ * No valid answer in time, or the connection failed: the caller retries. `unreadable` holds what the receiver
+ * did answer when none of it could be read (bad CRC, wrong key, unknown form): an answer, not silence.
+ */
 export class Dc09LinkError extends Error {
   override readonly name = "Dc09LinkError";
+  constructor(
+    message: string,
+    readonly unreadable?: string,
+  ) {
+    super(message);
+  }
 }
 
 export class Dc09Link {
@@ -34,8 +43,17 @@ export class Dc09Link {
   /** Sends a frame and resolves with the response whose seq matches (a NAK carries seq 0). */
   async exchange(frame: Buffer, seq: number, timeoutMs: number): Promise<Dc09Response> {
     const send = this.transport === "tcp" ? await this.tcpSocket(timeoutMs) : await this.udpSocket(timeoutMs);
+    let unreadable: string | undefined;
     return new Promise<Dc09Response>((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Dc09LinkError(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            unreadable === undefined
+              ? new Dc09LinkError(`no answer within ${timeoutMs} ms`)
+              : new Dc09LinkError(`no readable answer within ${timeoutMs} ms (${unreadable})`, unreadable),
+          ),
+        timeoutMs,
+      );
       const finish = (err: Error | undefined, response?: Dc09Response) => {
         clearTimeout(timer);
         this.waiting = undefined;
@@ -49,11 +67,17 @@ export class Dc09Link {
         try {
           response = decodeDc09Response(bytes, { key: this.key });
         } catch (err) {
-          // A garbled answer (bad CRC, wrong key) counts as none: keep waiting, the timeout retries.
-          if (err instanceof Dc09DecodeError) return;
-          throw err;
+          // A garbled answer (bad CRC, wrong key) is not taken: keep waiting, a readable one may follow.
+          if (!(err instanceof Dc09DecodeError)) throw err;
+          unreadable = `${err.message}: ${JSON.stringify(bytes.toString("latin1").slice(0, 80))}`;
+          return;
         }
-        if (response.kind === "NAK" || response.seq === seq) finish(undefined, response);
+        // A NAK carries seq 0; so does a refusal written without a sequence (a bare "DUH").
+        if (response.kind === "NAK" || response.seq === seq || (response.kind === "DUH" && response.seq === 0)) {
+          // Some receivers send a NAK twice and close: a later frame on this socket must not answer the resend.
+          if (response.kind === "NAK") this.tcp?.destroy();
+          finish(undefined, response);
+        }
       };
       send(frame);
     });
@@ -86,11 +110,16 @@ export class Dc09Link {
         });
       });
       socket.on("data", (chunk: Buffer) => {
-        const { frames, rest } = splitDc09Frames(Buffer.concat([this.rest, chunk]));
+        const { frames, rest } = splitDc09Answers(Buffer.concat([this.rest, chunk]));
         this.rest = rest;
         for (const f of frames) this.waiting?.(f);
       });
       socket.on("error", () => undefined); // 'close' follows
+      // A receiver that ends the connection after each answer (ioBroker.sia, src/lib/sia.ts: sock.end(ack)):
+      // the next frame goes on a new one instead of into a closing socket.
+      socket.on("end", () => {
+        if (this.tcp === socket) this.tcp = undefined;
+      });
       socket.on("close", () => {
         if (this.tcp === socket) this.tcp = undefined;
         this.failed?.(new Dc09LinkError(`connection to ${this.where} lost`));
@@ -141,7 +170,8 @@ export class Dc09Link {
         // The kernel filters already; this keeps the rule visible and holds on any platform.
         if (rinfo.address !== peer.address || rinfo.port !== peer.port) return;
         this.udpHeard = true;
-        this.waiting?.(msg);
+        const { frames } = splitDc09Answers(msg);
+        for (const f of frames.length > 0 ? frames : [msg]) this.waiting?.(f);
       });
       this.udpHeard = true;
     }

@@ -2,7 +2,7 @@
 // NULL link tests when idle. The seq follows the outbox id, so it is stable across restarts and
 // retransmissions (a receiver sees a repeat, not a new alarm).
 import type { AlarmEvent } from "../datamap";
-import { admCidData, Dc09DataError, type Dc09Id, formatDc09Time, siaDcsData } from "../dc09";
+import { admCidData, Dc09DataError, type Dc09Id, formatDc09Time, type SiaModifierOrder, siaDcsData } from "../dc09";
 import { Dc09Transmitter, type DeliveryResult, type MessageBody, type TransmitterOptions } from "../dc09/transmitter";
 import { type AlarmChannel, AlarmNotExpressibleError, type ChannelContext, type LineState } from "./channel";
 import type { PumpOutcome } from "./outbox-pump";
@@ -12,8 +12,11 @@ export interface Dc09ChannelOptions extends Omit<TransmitterOptions, "onState"> 
   sendText: boolean;
   sendTime: boolean;
   sendLink: boolean;
+  /** Order of the SIA `ri` (area) and `id` (user) modifiers; the transmitter falls back to the other one. */
+  modifierOrder?: SiaModifierOrder;
   /** NULL link test after this long without traffic; 0 = none. */
   supervisionMs: number;
+  /** "" = the account of the last alarm the receiver ACKed (one it knows), "0000" before there is one. */
   supervisionAccount: string;
   onState(state: LineState): void;
 }
@@ -22,6 +25,9 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
   readonly protocol = "dc09";
   readonly transmitter: Dc09Transmitter;
   private supervisor: NodeJS.Timeout | undefined;
+  /** The last link-test answer logged: a receiver that refuses every NULL is said once, not every minute. */
+  private lastSupervision = "ACK";
+  private meta: ChannelContext["meta"] | undefined;
 
   constructor(private readonly opts: Dc09ChannelOptions) {
     this.transmitter = new Dc09Transmitter(opts);
@@ -37,10 +43,20 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
   }
 
   deliver(body: MessageBody, outboxId: number): Promise<PumpOutcome> {
-    return this.transmitter.deliver(body, dc09Seq(outboxId)).then(toOutcome);
+    return this.transmitter.deliver(body, dc09Seq(outboxId)).then((result) => {
+      if (result.kind === "ack" && this.meta && this.meta.get(LAST_ACCOUNT) !== body.account)
+        this.meta.set(LAST_ACCOUNT, body.account).catch(() => undefined); // only a link-test default
+      return toOutcome(result);
+    });
+  }
+
+  /** The account NULL link tests carry (see Dc09ChannelOptions.supervisionAccount). */
+  get linkTestAccount(): string {
+    return this.opts.supervisionAccount || this.meta?.get(LAST_ACCOUNT) || "0000";
   }
 
   async start(context: ChannelContext): Promise<void> {
+    this.meta = context.meta;
     const { supervisionMs } = this.opts;
     if (supervisionMs <= 0) return;
     this.supervisor = setInterval(
@@ -50,8 +66,12 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
         context.meta
           .set("nullSeq", String(seq % 9999))
           .catch((err: unknown) => this.opts.log("warn", `outbox: ${String(err)}`));
-        void this.transmitter.supervise(((seq - 1) % 9999) + 1, this.opts.supervisionAccount).then((ok) => {
-          if (!ok) this.opts.log("warn", "link test (NULL) not acknowledged");
+        const account = this.linkTestAccount;
+        void this.transmitter.supervise(((seq - 1) % 9999) + 1, account).then((result) => {
+          if (result.detail === this.lastSupervision) return;
+          this.lastSupervision = result.detail;
+          if (result.ok) this.opts.log("info", "link test (NULL) acknowledged again");
+          else this.opts.log("warn", `link test (NULL, account ${account}) not acknowledged: ${result.detail}`);
         });
       },
       Math.min(supervisionMs, 10_000),
@@ -63,6 +83,8 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
     this.transmitter.stop();
   }
 }
+
+const LAST_ACCOUNT = "lastAckedAccount";
 
 export function dc09Seq(outboxId: number): number {
   return ((outboxId - 1) % 9999) + 1;
@@ -76,7 +98,7 @@ function frameBody(alarm: AlarmEvent, opts: Dc09ChannelOptions): MessageBody {
     eventCode: format === "CID" ? (alarm.cidEvent ?? alarm.eventCode) : (alarm.siaCode ?? alarm.eventCode),
   };
   const id: Dc09Id = format === "CID" ? "ADM-CID" : "SIA-DCS";
-  const data = format === "CID" ? admCidData(forDc09) : siaDcsData(forDc09);
+  const data = format === "CID" ? admCidData(forDc09) : siaDcsData(forDc09, opts.modifierOrder);
   const extended: { kind: string; value: string }[] = [];
   if (opts.sendText && alarm.text) extended.push({ kind: "I", value: asciiOnly(alarm.text).slice(0, 200) });
   if (opts.sendTime && alarm.occurredAt)
@@ -98,7 +120,10 @@ function asciiOnly(text: string): string {
 }
 
 function toOutcome(result: DeliveryResult): PumpOutcome {
-  return result.kind === "ack"
-    ? { kind: "delivered", via: result.via, address: result.address, latencyMs: result.latencyMs, sends: result.sends }
-    : { kind: "failed", via: result.via, address: result.address, reason: result.reason };
+  if (result.kind === "ack") {
+    const { via, address, latencyMs, sends, fallback } = result;
+    return { kind: "delivered", via, address, latencyMs, sends, ...(fallback ? { fallback } : {}) };
+  }
+  const { via, address, reason, answer } = result;
+  return { kind: "failed", via, address, reason, answer };
 }

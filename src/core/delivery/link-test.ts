@@ -3,7 +3,7 @@
 // DC-09 sends a NULL message (dc09.md "Link test"); Sur-Gard sends a heartbeat (surgard.md).
 import { randomInt } from "node:crypto";
 import { type Dc09Response, encodeDc09 } from "../dc09";
-import { Dc09Link, type LinkTransport, type ReceiverAddress } from "../dc09/link";
+import { Dc09Link, Dc09LinkError, type LinkTransport, type ReceiverAddress } from "../dc09/link";
 import type { AllowList } from "../surgard/allow-list";
 import { heartbeatPacket, type SurgardLine } from "../surgard/packet";
 import { SurgardLink } from "../surgard/surgard-link";
@@ -43,7 +43,14 @@ export interface Dc09LinkTestOptions {
   role: string;
 }
 
-/** One NULL message; a NAK that carries the receiver's time is answered as the line-driver does: resent once on its time. */
+/** A NAK's time this close to the time we sent is not a clock problem (see the transmitter). */
+const CLOCK_AGREES_MS = 2000;
+
+/**
+ * One NULL message; a NAK whose time differs from ours is answered as the line-driver does: resent once on the
+ * receiver's time. A NAK whose time agrees with ours, or that has none, refuses the NULL itself: some receivers
+ * refuse every NULL (dc09.md "Dialects"), which the result says, with what that means for supervision.
+ */
 export async function testDc09Receiver(o: Dc09LinkTestOptions): Promise<LinkTestLine> {
   const address = `${o.address.host}:${o.address.port} (${o.transport.toUpperCase()})`;
   const link = new Dc09Link(o.address, o.transport, o.key);
@@ -51,15 +58,9 @@ export async function testDc09Receiver(o: Dc09LinkTestOptions): Promise<LinkTest
   let clockOffsetMs: number | undefined;
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
+      const timestamp = new Date(Date.now() + (clockOffsetMs ?? 0));
       const frame = encodeDc09(
-        {
-          id: "NULL",
-          seq,
-          receiver: o.receiver,
-          prefix: o.prefix,
-          account: o.account,
-          timestamp: new Date(Date.now() + (clockOffsetMs ?? 0)),
-        },
+        { id: "NULL", seq, receiver: o.receiver, prefix: o.prefix, account: o.account, timestamp },
         { key: o.key },
       );
       const started = performance.now();
@@ -68,6 +69,18 @@ export async function testDc09Receiver(o: Dc09LinkTestOptions): Promise<LinkTest
         response = await link.exchange(frame, seq, o.timeoutMs);
       } catch (err) {
         const reason = plainReason(err);
+        if (err instanceof Dc09LinkError && err.unreadable !== undefined) {
+          return {
+            receiver: o.role,
+            address,
+            answer: "none",
+            ok: false,
+            detail: `the receiver answered, but the answer cannot be read: ${err.unreadable}`,
+            fix: o.key
+              ? "Check the AES key and its form (hex or ASCII): an answer encrypted with another key cannot be read."
+              : "The receiver answers in a form the gateway does not read; the line-driver treats such an answer as a refusal.",
+          };
+        }
         return {
           receiver: o.role,
           address,
@@ -77,29 +90,25 @@ export async function testDc09Receiver(o: Dc09LinkTestOptions): Promise<LinkTest
           fix: /refused|ENOTFOUND|EAI_AGAIN|timed out|unreachable/i.test(reason)
             ? "Check the host, port and transport (TCP/UDP), and that a firewall lets the gateway reach the receiver."
             : o.key
-              ? "The receiver stayed silent: check the AES key (a receiver that cannot decrypt a frame does not answer), the receiver and line numbers, and the port."
+              ? "The receiver stayed silent: check the AES key and whether it is hex digits or ASCII characters (a receiver that cannot decrypt a frame does not answer), the receiver and line numbers, and the port."
               : "The receiver stayed silent: check the port and transport, the receiver and line numbers, and whether the receiver requires encryption.",
         };
       }
       const rttMs = Math.round(performance.now() - started);
       if (response.kind === "NAK" && response.timestamp && attempt === 0) {
-        clockOffsetMs = response.timestamp.getTime() - Date.now();
-        continue;
+        const skewMs = response.timestamp.getTime() - Math.floor(timestamp.getTime() / 1000) * 1000;
+        if (Math.abs(skewMs) > CLOCK_AGREES_MS) {
+          clockOffsetMs = skewMs;
+          continue;
+        }
       }
       const clockNote =
         clockOffsetMs === undefined
           ? ""
           : ` after a NAK: the receiver's clock differs from ours by ${Math.round(clockOffsetMs / 1000)} s, and the line-driver corrects its time stamps the same way`;
-      return describeDc09Answer(response, o, address, rttMs, clockNote);
+      return describeDc09Answer(response, o, address, rttMs, clockNote, clockOffsetMs !== undefined);
     }
-    return {
-      receiver: o.role,
-      address,
-      answer: "NAK",
-      ok: false,
-      detail: "NAK twice, also with the receiver's own time",
-      fix: "The receiver refuses the message, not the time: check the AES key, receiver and line numbers and the account.",
-    };
+    return { receiver: o.role, address, answer: "none", ok: false, detail: "no answer" };
   } finally {
     link.close();
   }
@@ -111,8 +120,10 @@ function describeDc09Answer(
   address: string,
   rttMs: number,
   clockNote: string,
+  afterClockFix: boolean,
 ): LinkTestLine {
   const base = { receiver: o.role, address, answer: response.kind, rttMs };
+  const said = ` (answer ${JSON.stringify(response.raw)})`;
   switch (response.kind) {
     case "ACK":
     case "RSP":
@@ -121,16 +132,26 @@ function describeDc09Answer(
       return {
         ...base,
         ok: false,
-        detail: `DUH in ${rttMs} ms: the receiver does not accept this message`,
+        detail: `DUH in ${rttMs} ms: the receiver does not accept this message${said}`,
         fix: `Check the receiver number (R${o.receiver ?? ""}), line prefix (L${o.prefix}) and the link-test account (${o.account}) the receiver expects, and whether it requires encryption.`,
       };
-    case "NAK":
+    case "NAK": {
+      const why = afterClockFix
+        ? "NAK again, also with the receiver's own time"
+        : response.timestamp
+          ? "NAK, and its time agrees with ours: not a clock problem"
+          : "NAK without the receiver's time";
       return {
         ...base,
         ok: false,
-        detail: `NAK in ${rttMs} ms without the receiver's time`,
-        fix: "The receiver refused the frame: check the AES key and the receiver's time window.",
+        detail: `the receiver refuses the link test (NULL, account ${o.account}): ${why}, in ${rttMs} ms${said}`,
+        fix:
+          `Check that the receiver knows account ${o.account} (enter one it knows as the link-test account, or leave ` +
+          "it empty to use the last alarm's), the AES key and its form, and the receiver and line numbers. Some " +
+          "receivers refuse every NULL message (alarms still go through): the line-driver then logs it once; set " +
+          "the link test interval to 0 if the receiver cannot be made to accept it.",
       };
+    }
   }
 }
 

@@ -2,9 +2,13 @@
 // each outcome before reporting it. Knows nothing of Node-RED or of the wire protocol.
 import type { Outbox, OutboxEntry, OutboxOutcome } from "../outbox/outbox";
 
+/**
+ * "failed": the receiver refused the alarm (answered, but not with an ACK, also in the plainest form); the
+ * outbox keeps it as refused, with the answer, until someone resends it.
+ */
 export type PumpOutcome =
-  | { kind: "delivered"; via: string; address: string; latencyMs: number; sends: number }
-  | { kind: "failed"; via: string; address: string; reason: string };
+  | { kind: "delivered"; via: string; address: string; latencyMs: number; sends: number; fallback?: string }
+  | { kind: "failed"; via: string; address: string; reason: string; answer?: string };
 
 export interface PumpOptions<T> {
   outbox: Outbox<T>;
@@ -103,7 +107,13 @@ export class OutboxPump<T> {
       const record: OutboxOutcome =
         outcome.kind === "delivered"
           ? { kind: "delivered", at, detail: outcome.address }
-          : { kind: "failed", at, reason: outcome.reason };
+          : {
+              kind: "refused",
+              at,
+              reason: outcome.reason,
+              ...(outcome.answer === undefined ? {} : { answer: outcome.answer }),
+              ...(outcome.address ? { detail: `${outcome.via} ${outcome.address}` } : {}),
+            };
       this.finishing.add(entry.id);
       outbox.finish(entry.id, record).then(
         () => {

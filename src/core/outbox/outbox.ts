@@ -20,6 +20,16 @@ export interface OutboxEntry<T> {
   attempts: number;
 }
 
+/** An entry the receiver refused: out of the delivery order, kept until someone queues it again. */
+export interface RefusedEntry<T> extends OutboxEntry<T> {
+  refusedAt: number;
+  reason: string;
+  /** The receiver's answer as it arrived. */
+  answer?: string;
+  /** Which receiver, e.g. "primary 10.0.0.5:12345". */
+  detail?: string;
+}
+
 export interface OutboxOptions {
   /** Created if missing; the outbox owns the files in it. */
   dir: string;
@@ -72,6 +82,7 @@ export class Outbox<T> {
   private static readonly openDirs = new Set<string>();
 
   private readonly entries = new Map<number, OutboxEntry<T>>(); // pending, in id (= acceptance) order
+  private readonly refused = new Map<number, RefusedEntry<T>>();
   private readonly keys = new Map<string, KeyInfo>(); // roughly in acceptance order, for pruning
   private readonly meta = new Map<string, string>();
   private readonly inflight = new Map<string, Promise<number>>(); // keys whose accept is being written
@@ -234,8 +245,42 @@ export class Outbox<T> {
     this.assertOpen();
     if (!this.entries.has(id)) return;
     await this.enqueue(encodeRecord({ t: "fin", id, o: outcome }), "outcome NOT recorded", () => {
-      this.entries.delete(id);
+      this.settle(id, outcome);
     });
+  }
+
+  /** Refused entries, oldest refusal first. */
+  refusedEntries(): RefusedEntry<T>[] {
+    return [...this.refused.values()].map((e) => ({ ...e }));
+  }
+
+  get refusedCount(): number {
+    return this.refused.size;
+  }
+
+  /** Puts a refused entry back in the delivery order (after those pending); false when no such refused entry. */
+  async requeue(id: number): Promise<boolean> {
+    this.assertOpen();
+    if (!this.refused.has(id)) return false;
+    await this.enqueue(encodeRecord({ t: "rq", id, at: Date.now() }), "resend NOT recorded", () => {
+      this.unrefuse(id);
+    });
+    return true;
+  }
+
+  private settle(id: number, outcome: OutboxOutcome): void {
+    const entry = this.entries.get(id);
+    this.entries.delete(id);
+    if (!entry || outcome.kind !== "refused") return;
+    const { at: refusedAt, reason, answer, detail } = outcome;
+    this.refused.set(id, { ...entry, refusedAt, reason, answer, detail });
+  }
+
+  private unrefuse(id: number): void {
+    const r = this.refused.get(id);
+    if (!r) return;
+    this.refused.delete(id);
+    this.entries.set(id, { id: r.id, key: r.key, payload: r.payload, acceptedAt: r.acceptedAt, attempts: r.attempts });
   }
 
   getMeta(name: string): string | undefined {
@@ -294,8 +339,11 @@ export class Outbox<T> {
           break;
         }
         case "fin":
-          this.entries.delete(r.id);
+          this.settle(r.id, r.o);
           this.nextId = Math.max(this.nextId, r.id + 1);
+          break;
+        case "rq":
+          this.unrefuse(r.id);
           break;
         case "key":
           this.rememberKey(r.k, r.id, r.at);
@@ -414,9 +462,22 @@ export class Outbox<T> {
     const parts: Buffer[] = [encodeRecord({ t: "hdr", v: LOG_VERSION, next: this.nextId })];
     for (const [n, v] of this.meta) parts.push(encodeRecord({ t: "meta", n, v }));
     for (const [k, info] of this.keys) {
-      // Keys of pending entries travel in their acc records below.
-      if (!this.entries.has(info.id) && now - info.at < this.windowMs)
+      // Keys of pending and refused entries travel in their acc records below.
+      if (!this.entries.has(info.id) && !this.refused.has(info.id) && now - info.at < this.windowMs)
         parts.push(encodeRecord({ t: "key", k, ...info }));
+    }
+    // A refused entry is its acceptance and its refusal, as when it happened.
+    for (const e of this.refused.values()) {
+      const a = e.attempts > 0 ? e.attempts : undefined;
+      parts.push(encodeRecord({ t: "acc", id: e.id, k: e.key, at: e.acceptedAt, a, p: e.payload }));
+      const o: OutboxOutcome = {
+        kind: "refused",
+        at: e.refusedAt,
+        reason: e.reason,
+        answer: e.answer,
+        detail: e.detail,
+      };
+      parts.push(encodeRecord({ t: "fin", id: e.id, o }));
     }
     for (const e of this.entries.values()) {
       const a = e.attempts > 0 ? e.attempts : undefined;

@@ -3,9 +3,14 @@
 // record by record instead of poisoning everything after it.
 import * as zlib from "node:zlib";
 
+/**
+ * "refused": the receiver answered but would not take it; the entry is kept (with the answer) and can be
+ * queued again. "failed" is what logs written before "refused" existed hold: such an entry is done.
+ */
 export type OutboxOutcome =
   | { kind: "delivered"; at: number; detail?: string }
-  | { kind: "failed"; at: number; reason: string };
+  | { kind: "failed"; at: number; reason: string }
+  | { kind: "refused"; at: number; reason: string; answer?: string; detail?: string };
 
 /** What the log holds. Short field names: the log is written at alarm rate. */
 export type LogRecord =
@@ -17,6 +22,8 @@ export type LogRecord =
   | { t: "att"; id: number }
   /** The entry is done: it leaves the pending list (its key stays for the dedupe window). */
   | { t: "fin"; id: number; o: OutboxOutcome }
+  /** A refused entry is pending again (someone chose to resend it); it goes after those already pending. */
+  | { t: "rq"; id: number; at: number }
   /** The key of a done entry, still inside the dedupe window (compacted logs only). */
   | { t: "key"; k: string; id: number; at: number }
   | { t: "meta"; n: string; v: string };
@@ -117,7 +124,7 @@ function isTime(v: unknown): v is number {
 function validOutcome(v: unknown): boolean {
   if (typeof v !== "object" || v === null) return false;
   const o = v as Record<string, unknown>;
-  return (o.kind === "delivered" || o.kind === "failed") && isTime(o.at);
+  return (o.kind === "delivered" || o.kind === "failed" || o.kind === "refused") && isTime(o.at);
 }
 
 function validRecord(value: unknown): LogRecord | undefined {
@@ -132,6 +139,8 @@ function validRecord(value: unknown): LogRecord | undefined {
         : undefined;
     case "att":
       return isId(r.id) ? (r as LogRecord) : undefined;
+    case "rq":
+      return isId(r.id) && isTime(r.at) ? (r as LogRecord) : undefined;
     case "fin":
       return isId(r.id) && validOutcome(r.o) ? (r as LogRecord) : undefined;
     case "key":
