@@ -62,6 +62,7 @@ const LINE_DRIVER_DEFAULTS = {
   sgRole: "server",
   sgHost: "",
   sgPort: 1025,
+  sgAllow: "",
   sgReceiver: 1,
   sgLine: 1,
   sgLineDigits: "3",
