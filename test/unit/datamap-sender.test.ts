@@ -10,6 +10,7 @@ import {
   parseAuthenticationResults,
   senderProblem,
 } from "../../src/core/datamap/sender-check";
+import { parseEmail } from "../../src/core/mail/parse-email";
 
 function allowList(entries: string[]): AllowList {
   const { list, problems } = compileAllowList(entries);
@@ -95,7 +96,9 @@ describe("Authentication-Results", () => {
     );
   });
 
-  const check = compileSpoofCheck({ enabled: true });
+  const site = [{ address: "camera@site.example", name: "" }];
+  const spoof = compileSpoofCheck({ enabled: true });
+  const check = (header: string | null) => spoof(header, site);
 
   it("rejects dmarc, spf or dkim fail, naming the check and the domain", () => {
     assert.equal(check(EXCHANGE_PASS), null);
@@ -111,11 +114,36 @@ describe("Authentication-Results", () => {
   it("accepts softfail, neutral, none and temperror by default; reject can be widened", () => {
     assert.equal(check("spf=softfail smtp.mailfrom=x.example; dmarc=none; dkim=temperror"), null);
     const strict = compileSpoofCheck({ enabled: true, reject: ["fail", "softfail"] });
-    assert.equal(strict("spf=softfail smtp.mailfrom=x.example"), "Authentication-Results: spf=softfail for x.example");
+    assert.equal(
+      strict("spf=softfail smtp.mailfrom=x.example", site),
+      "Authentication-Results: spf=softfail for x.example",
+    );
   });
 
   it("a method passes when any of its results passes (two DKIM signatures)", () => {
-    assert.equal(check("dkim=fail header.d=relay.example; dkim=pass header.d=site.example; dmarc=pass"), null);
+    assert.equal(
+      check("dkim=fail header.d=relay.example; dkim=pass header.d=site.example; dmarc=pass header.from=site.example"),
+      null,
+    );
+  });
+
+  it("the DMARC verdict counts only for the From domain", () => {
+    assert.equal(
+      check("spf=pass smtp.mailfrom=evil.example; dmarc=pass action=none header.from=evil.example"),
+      "Authentication-Results: dmarc=pass is for evil.example, not for the From domain site.example",
+    );
+    assert.equal(
+      check("dmarc=pass"),
+      "Authentication-Results: dmarc=pass names no header.from: it cannot be tied to the From domain site.example",
+    );
+    assert.equal(check("dmarc=pass header.from=SITE.example."), null, "case and a trailing dot do not matter");
+    const mixed = [...site, { address: "x@evil.example", name: "" }];
+    assert.equal(
+      spoof(EXCHANGE_PASS, mixed),
+      "the From addresses are in 2 domains (site.example, evil.example): DMARC vouches for one",
+    );
+    const idn = [{ address: "alarm@bücher.example", name: "" }];
+    assert.equal(spoof("dmarc=pass header.from=xn--bcher-kva.example", idn), null, "punycode and Unicode agree");
   });
 
   it("reads only the topmost header: the ones below may have been written by the sender", () => {
@@ -126,10 +154,14 @@ describe("Authentication-Results", () => {
     assert.equal(check(`${EXCHANGE_PASS}\nmx.other.example; dmarc=fail header.from=site.example`), null);
   });
 
-  it("with trusted authserv-ids reads exactly the headers those servers wrote", () => {
-    const trusted = compileSpoofCheck({ enabled: true, trustedAuthServIds: ["mx.gateway.example"] });
+  it("with trusted authserv-ids reads the topmost header one of those servers wrote", () => {
+    const trusting = compileSpoofCheck({ enabled: true, trustedAuthServIds: ["mx.gateway.example"] });
+    const trusted = (header: string | null) => trusting(header, site);
     const forgedOnTop = "mx.gateway.example.evil; dmarc=pass\nmx.gateway.example; dmarc=fail header.from=site.example";
     assert.equal(trusted(forgedOnTop), "Authentication-Results: dmarc=fail for site.example");
+    const forgedBelow =
+      "mx.gateway.example; dmarc=fail header.from=site.example\nmx.gateway.example; dmarc=pass header.from=site.example";
+    assert.equal(trusted(forgedBelow), "Authentication-Results: dmarc=fail for site.example");
     assert.equal(trusted("other.example; dmarc=fail"), null);
     const required = compileSpoofCheck({
       enabled: true,
@@ -137,18 +169,27 @@ describe("Authentication-Results", () => {
       requireHeader: true,
     });
     assert.equal(
-      required("other.example; dmarc=fail"),
+      required("other.example; dmarc=fail", site),
       "no Authentication-Results header from mx.gateway.example: the sender cannot be checked",
     );
   });
 
   it("a missing header passes unless requireHeader; methods can be narrowed", () => {
     assert.equal(check(null), null);
-    assert.match(
-      compileSpoofCheck({ enabled: true, requireHeader: true })(null) ?? "",
-      /no Authentication-Results header/,
+    const requiring = compileSpoofCheck({ enabled: true, requireHeader: true });
+    assert.match(requiring(null, site) ?? "", /no Authentication-Results header/);
+    assert.equal(
+      requiring("spf=pass smtp.mailfrom=site.example", site),
+      "Authentication-Results has no DMARC verdict: the From domain cannot be checked",
     );
-    assert.equal(compileSpoofCheck({ enabled: true, methods: ["dmarc"] })("spf=fail; dkim=fail; dmarc=pass"), null);
+    const dmarcOnly = compileSpoofCheck({ enabled: true, methods: ["dmarc"] });
+    assert.equal(dmarcOnly("spf=fail; dkim=fail; dmarc=pass header.from=site.example", site), null);
+    assert.equal(
+      requiring("dmarc=none header.from=other.example", site),
+      "Authentication-Results has no DMARC verdict for the From domain site.example",
+    );
+    const noDmarc = compileSpoofCheck({ enabled: true, methods: ["spf"], requireHeader: true });
+    assert.equal(noDmarc("spf=pass; dmarc=pass header.from=evil.example", site), null, "dmarc not checked");
   });
 });
 
@@ -172,5 +213,73 @@ describe("sender checks in map()", () => {
     const stranger = map.map({ email: email("x@elsewhere.example", EXCHANGE_PASS) }) as MapResult;
     assert.ok(!stranger.ok && stranger.rule === "sender allow-list");
     assert.ok((map.map({ email: email("panel@site.example", EXCHANGE_PASS) }) as MapResult).ok);
+  });
+});
+
+describe("issue #20.5: the spoof cases, from raw emails", () => {
+  // the settings a new node saves: allow-list, spoof check requiring our server's header
+  const map = compileDataMap({
+    ...defaultDataMapConfig(),
+    allowSenders: ["camera@site.example"],
+    spoofCheck: { enabled: true, requireHeader: true },
+  });
+
+  async function mapRaw(headers: string[]): Promise<MapResult> {
+    const raw = [...headers, "To: alarms@centre.example", "Subject: Alarm", "", "123588", "BA", "1", "1", ""];
+    const email = await parseEmail(Buffer.from(raw.join("\r\n")));
+    return map.map({ email }) as MapResult;
+  }
+
+  const exchange = (from: string) =>
+    `Authentication-Results: spf=pass (sender IP is 203.0.113.5) smtp.mailfrom=${from}; dkim=pass ` +
+    `(signature was verified) header.d=${from};dmarc=pass action=none header.from=${from};compauth=pass reason=100`;
+
+  it("maps the genuine email", async () => {
+    const result = await mapRaw([exchange("site.example"), "From: camera@site.example"]);
+    assert.ok(result.ok, result.ok ? "" : result.reason);
+  });
+
+  it("refuses two From headers, also when the allowed one comes first", async () => {
+    const result = await mapRaw([exchange("evil.example"), "From: camera@site.example", "From: x@evil.example"]);
+    assert.deepEqual(
+      [result.ok, !result.ok && result.rule, !result.ok && result.reason],
+      [false, "spoof check", "the email has 2 From headers: a mail reader shows one and the checks might read another"],
+    );
+  });
+
+  it("refuses an email without Authentication-Results", async () => {
+    const result = await mapRaw(["From: camera@site.example"]);
+    assert.ok(!result.ok);
+    assert.equal(result.reason, "no Authentication-Results header: the sender cannot be checked");
+  });
+
+  it("refuses dmarc=pass for another domain than the From domain", async () => {
+    const result = await mapRaw([exchange("evil.example"), "From: camera@site.example"]);
+    assert.ok(!result.ok);
+    assert.equal(
+      result.reason,
+      "Authentication-Results: dmarc=pass is for evil.example, not for the From domain site.example",
+    );
+  });
+
+  it("ignores a passing header the sender wrote below our server's failing one", async () => {
+    const ours =
+      "Authentication-Results: spf=fail (sender IP is 198.51.100.66) smtp.mailfrom=site.example; dkim=none " +
+      "(message not signed) header.d=none;dmarc=fail action=quarantine header.from=site.example;compauth=fail";
+    const forged = "Authentication-Results: mx.site.example; dmarc=pass header.from=site.example";
+    const result = await mapRaw([ours, forged, "From: camera@site.example"]);
+    assert.ok(!result.ok);
+    assert.equal(result.reason, "Authentication-Results: dmarc=fail for site.example");
+  });
+
+  it("without the A-R requirement (a server that writes none) the email is accepted unchecked", async () => {
+    const lenient = compileDataMap({
+      ...defaultDataMapConfig(),
+      allowSenders: ["camera@site.example"],
+      spoofCheck: { enabled: true, requireHeader: false },
+    });
+    const raw = "From: camera@site.example\r\nTo: a@centre.example\r\nSubject: Alarm\r\n\r\n123588\r\nBA\r\n1\r\n1\r\n";
+    const result = lenient.map({ email: await parseEmail(Buffer.from(raw)) }) as MapResult;
+    assert.ok(result.ok);
   });
 });

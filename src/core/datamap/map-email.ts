@@ -5,7 +5,7 @@ import { type EmailView, headerValue, viewEmail } from "./email-view";
 import { type CompiledExtractor, LineCache, Miss } from "./extract";
 import { evaluateJsonata, type JsonataExpression } from "./jsonata-rule";
 import { type PreparedEmail, prepareEmail } from "./preprocess";
-import { type AllowList, type SpoofCheck, senderProblem } from "./sender-check";
+import { type AllowList, fromHeaderProblem, type SpoofCheck, senderProblem } from "./sender-check";
 import type { SourceContext, SourceReader } from "./sources";
 import type { TranslatedEvent } from "./tables";
 import { type CompiledTransform, TransformScratch } from "./transforms";
@@ -362,12 +362,16 @@ function start(settings: MapSettings, input: MapInput): Run | MapRejection {
   const view = viewEmail(safeInput.email);
   // Said as it is: every rule would only report its own field as empty, hiding why.
   if (view.unreadable !== null) return reject("email", `${view.unreadable}; nothing to map`, []);
+  if (settings.allowList !== null || settings.spoof !== null) {
+    const problem = fromHeaderProblem(headerValue(view, "from"));
+    if (problem !== null) return reject(settings.spoof !== null ? "spoof check" : "sender allow-list", problem, []);
+  }
   if (settings.allowList !== null) {
     const problem = senderProblem(settings.allowList, view.from);
     if (problem !== null) return reject("sender allow-list", problem, []);
   }
   if (settings.spoof !== null) {
-    const problem = settings.spoof(headerValue(view, "authentication-results"));
+    const problem = settings.spoof(headerValue(view, "authentication-results"), view.from);
     if (problem !== null) return reject("spoof check", problem, []);
   }
   const prepared = prepareFor(settings, view);

@@ -9,7 +9,13 @@
 //
 // Spoof check: results "fail", "permerror" and "hardfail" reject by default; "softfail" does not (many
 // alarm devices send through a provider's relay that is not in their domain's SPF). A method with several
-// results (two DKIM signatures) passes when any of them passes.
+// results (two DKIM signatures) passes when any of them passes. The DMARC verdict counts only for the
+// From domain (RFC 7489 §3.1: DMARC is about the RFC 5322.From domain, written as header.from), and only
+// from our own receiving server's header: the topmost one, or the topmost one a trusted authserv-id wrote.
+//
+// Both checks need one From: an email with two From headers is refused (RFC 5322 §3.6 allows one; mail
+// readers show one, the server may have checked the other, and the parser keeps only the first).
+import { domainToASCII } from "node:url";
 import type { EmailAddressLike, SpoofCheckOptions } from "./types";
 
 export interface AllowList {
@@ -70,6 +76,17 @@ export function isAllowed(list: AllowList, address: string): boolean {
     if (list.parents.has(domain.slice(dot + 1))) return true;
   }
   return false;
+}
+
+/**
+ * Why the From cannot be checked, or null: more than one From header (`fromHeader` is the header's
+ * values one per line, as parse-email.ts keeps repeated headers).
+ */
+export function fromHeaderProblem(fromHeader: string | null): string | null {
+  if (fromHeader === null) return null;
+  const count = fromHeader.split("\n").length;
+  if (count <= 1) return null;
+  return `the email has ${count} From headers: a mail reader shows one and the checks might read another`;
 }
 
 /** Why the sender is not allowed, or null when it is. */
@@ -151,8 +168,17 @@ const PROPERTY_SHOWN: Record<string, RegExp> = {
   dkim: /header\.d=(\S+)/i,
 };
 
-/** Checks an email's authentication-results header value (null when it has none): why it looks spoofed, or null. */
-export type SpoofCheck = (headerValue: string | null) => string | null;
+/** Lower case, ASCII (punycode), without quotes or a trailing dot, for comparing domains. */
+function comparableDomain(domain: string): string {
+  const d = domain.trim().replace(/^"|"$/g, "").replace(/\.$/, "").toLowerCase();
+  return domainToASCII(d) || d;
+}
+
+/**
+ * Checks an email's Authentication-Results header value (its headers one per line, topmost first; null when
+ * it has none) against its From addresses: why it looks spoofed, or null.
+ */
+export type SpoofCheck = (headerValue: string | null, from: readonly EmailAddressLike[]) => string | null;
 
 export function compileSpoofCheck(options: SpoofCheckOptions): SpoofCheck {
   const trusted = (options.trustedAuthServIds ?? []).map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
@@ -164,22 +190,54 @@ export function compileSpoofCheck(options: SpoofCheckOptions): SpoofCheck {
       ? `no Authentication-Results header from ${trusted.join(", ")}: the sender cannot be checked`
       : "no Authentication-Results header: the sender cannot be checked";
 
-  return (headerValue) => {
-    let results: AuthResult[];
-    if (headerValue === null || headerValue.trim() === "") {
-      results = [];
-    } else if (trusted.length === 0) {
-      // the topmost header is the one our receiving server added; the ones below may come from the sender
-      const nl = headerValue.indexOf("\n");
-      results = parseAuthenticationResults(nl < 0 ? headerValue : headerValue.slice(0, nl)).results;
-    } else {
-      results = [];
-      for (const instance of headerValue.split("\n")) {
-        const parsed = parseAuthenticationResults(instance);
-        if (parsed.authServId !== null && trusted.includes(parsed.authServId)) results.push(...parsed.results);
+  /** Our receiving server's results: the topmost header, or the topmost one a trusted server wrote. */
+  const ours = (headerValue: string | null): AuthResult[] => {
+    if (headerValue === null || headerValue.trim() === "") return [];
+    for (const instance of headerValue.split("\n")) {
+      const parsed = parseAuthenticationResults(instance);
+      // the ones below the first may have been written by the sender
+      if (trusted.length === 0) return parsed.results;
+      if (parsed.authServId !== null && trusted.includes(parsed.authServId)) return parsed.results;
+    }
+    return [];
+  };
+
+  /**
+   * Why the DMARC results do not vouch for the From domain, or null: a passing verdict must name it as
+   * header.from; with requireHeader there must be a verdict for it. Other verdicts reject as results do.
+   */
+  const dmarcProblem = (results: AuthResult[], from: readonly EmailAddressLike[]): string | null => {
+    const dmarc = results.filter((r) => r.method === "dmarc");
+    const noVerdict = "Authentication-Results has no DMARC verdict";
+    if (dmarc.length === 0) return requireHeader ? `${noVerdict}: the From domain cannot be checked` : null;
+    const domains = [
+      ...new Set(from.map((f) => comparableDomain(f.address.slice(f.address.lastIndexOf("@") + 1)))),
+    ].filter((d) => d !== "");
+    if (domains.length === 0) return "the email has no From address for the DMARC verdict to vouch for";
+    if (domains.length > 1) {
+      return `the From addresses are in ${domains.length} domains (${domains.join(", ")}): DMARC vouches for one`;
+    }
+    const domain = domains[0];
+    let tied = false;
+    for (const r of dmarc) {
+      const named = PROPERTY_SHOWN.dmarc.exec(r.properties)?.[1];
+      if (named !== undefined && comparableDomain(named) === domain) tied = true;
+      else if (PASSING.has(r.result)) {
+        return named === undefined
+          ? `Authentication-Results: dmarc=${r.result} names no header.from: it cannot be tied to the From domain ${domain}`
+          : `Authentication-Results: dmarc=${r.result} is for ${named}, not for the From domain ${domain}`;
       }
     }
+    return tied || !requireHeader ? null : `${noVerdict} for the From domain ${domain}`;
+  };
+
+  return (headerValue, from) => {
+    const results = ours(headerValue);
     if (results.length === 0) return requireHeader ? missing : null;
+    if (methods.includes("dmarc")) {
+      const problem = dmarcProblem(results, from);
+      if (problem !== null) return problem;
+    }
     for (const method of methods) {
       let failed: AuthResult | undefined;
       let passed = false;

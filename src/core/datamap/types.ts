@@ -176,11 +176,16 @@ export interface SpoofCheckOptions {
   reject?: AuthResultValue[];
   /** Methods checked; default all three. */
   methods?: ("dmarc" | "spf" | "dkim")[];
-  /** Reject emails without an Authentication-Results header (default false: accepted unchecked). */
+  /**
+   * Reject emails without our server's Authentication-Results header, or (with dmarc checked) without a DMARC
+   * verdict in it. New nodes save true (the editor's default); absent = false, as flows saved before had it:
+   * those emails are accepted unchecked. Turn it off only for a receiving server that writes no such header.
+   */
   requireHeader?: boolean;
   /**
-   * authserv-ids of our own mail servers; their headers are read. Without it only the topmost header is read:
-   * the one our receiving server (Exchange Online) added; lower ones may come from the sender.
+   * authserv-ids of our own receiving servers (RFC 8601 §2.5): the topmost header one of them wrote is read.
+   * Without it the topmost header is read: Exchange Online adds its own (without an authserv-id) above any
+   * the sender wrote.
    */
   trustedAuthServIds?: string[];
 }
