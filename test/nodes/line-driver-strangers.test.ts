@@ -108,7 +108,14 @@ describe("line-driver: no stranger takes a line", () => {
     const refusals = texts(node, "warn").filter((w) => /127\.0\.0\.2:\d+ refused: not an allowed automation/.test(w));
     assert.equal(refusals.length, 1, `one log line for a host that keeps dialling: ${texts(node, "warn").join(" | ")}`);
     assert.match(refusals[0]!, /allowed: 127\.0\.0\.1\).*add its address/);
-    assert.match((callsOf(node, "status").at(-1) as any).text, /failing/);
+    await until(
+      () =>
+        /failing: connection from 127\.0\.0\.2 refused: not an allowed/.test(
+          (callsOf(node, "status").at(-1) as any).text,
+        ),
+      5000,
+      "the status to name the refused host",
+    );
 
     const automation = await automationFrom("127.0.0.1", port);
     await until(() => outcomes.length === 1, 5000, "the alarm delivered to the allowed automation");

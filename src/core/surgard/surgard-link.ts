@@ -23,8 +23,8 @@ export interface SurgardLinkOptions {
   /** A new connection arrived (server) or was made (client): a waiting sender may try now. `replaced`: the silent line it took over. */
   onConnected?(remote: string, replaced?: string): void;
   onDisconnected?(remote: string): void;
-  /** server: a connection was closed without being given the line, and why. */
-  onRefused?(remote: string, reason: string): void;
+  /** server: a connection was closed without being given the line, and why ("not-allowed" or "line-held"). */
+  onRefused?(remote: string, reason: string, kind: "not-allowed" | "line-held"): void;
 }
 
 export type SurgardAnswer = "ACK" | "NAK";
@@ -169,6 +169,7 @@ export class SurgardLink {
       this.opts.onRefused?.(
         remote,
         `not an allowed automation address (allowed: ${this.allow.text}); if it is the automation software, add its address to the allowed ones`,
+        "not-allowed",
       );
       return;
     }
@@ -179,7 +180,7 @@ export class SurgardLink {
     const live = this.remote ?? "?";
     if (this.candidate || !this.opts.stillAnswering) {
       socket.destroy();
-      this.opts.onRefused?.(remote, `the automation software at ${live} holds the line`);
+      this.opts.onRefused?.(remote, `the automation software at ${live} holds the line`, "line-held");
       return;
     }
     this.candidate = socket;
@@ -197,7 +198,7 @@ export class SurgardLink {
     }
     if (answering && this.connected) {
       socket.destroy();
-      this.opts.onRefused?.(remote, `the automation software at ${live} holds the line and still answers`);
+      this.opts.onRefused?.(remote, `the automation software at ${live} holds the line and still answers`, "line-held");
       return;
     }
     this.adopt(socket);

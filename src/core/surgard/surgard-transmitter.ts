@@ -49,7 +49,7 @@ export class SurgardTransmitter {
       // A newcomer takes a live line only if a heartbeat on it gets no answer within the ACK timeout
       // (surgard.md); a NAK is an answer too: the automation is there. One packet outstanding still holds.
       stillAnswering: async () => (await this.sendOnce(this.opts.heartbeat)).kind !== "none",
-      onRefused: (remote, reason) => this.refused(remote, reason),
+      onRefused: (remote, reason, kind) => this.refused(remote, reason, kind),
       onConnected: (remote, replaced) => {
         opts.log(
           "info",
@@ -186,8 +186,11 @@ export class SurgardTransmitter {
     return run;
   }
 
-  private refused(remote: string, reason: string): void {
+  private refused(remote: string, reason: string, kind: "not-allowed" | "line-held"): void {
     const ip = remote.slice(0, remote.lastIndexOf(":"));
+    // Nobody holds the line and someone tried: the status shows who, so a missing allow-list entry is seen.
+    if (kind === "not-allowed" && !this.link.connected)
+      this.markFailing(`connection from ${ip} refused: not an allowed automation address`, 0);
     const now = Date.now();
     const seen = this.refusals.get(ip);
     if (seen && now - seen.loggedAt < REFUSAL_LOG_EVERY_MS) {
