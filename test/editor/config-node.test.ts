@@ -2,6 +2,7 @@
 // Exchange IMAP, Graph): fields validated as typed, credential kind and cloud switches, the
 // consent link, and the Test checklist for a good setup and each thing a real tenant gets wrong.
 import assert from "node:assert/strict";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
@@ -187,6 +188,20 @@ describe("o365-oauth-config dialog in Chromium", { skip: chromiumMissing }, () =
     );
     assert.equal(await page.isDisabled("#o365-consent-copy"), false);
 
+    await page.selectOption("#node-config-input-cloud", "usdod");
+    assert.equal(
+      await textOf(page.locator("#o365-cloud-hosts")),
+      "login.microsoftonline.us · outlook-dod.office365.us · dod-graph.microsoft.us",
+    );
+    assert.match(await textOf(page.locator("#o365-cloud-gcc")), /GCC tenants \(not GCC High\) .* choose Global/);
+    assert.deepEqual(await page.$$eval("#node-config-input-cloud option", (os) => os.map((o) => o.textContent)), [
+      "Global (login.microsoftonline.com)",
+      "US Government GCC High",
+      "US Government DoD",
+      "China (21Vianet)",
+      "Custom hosts",
+    ]);
+
     await page.selectOption("#node-config-input-cloud", "custom");
     assert.ok(await page.isVisible("#node-config-input-graphHost"), "custom hosts shown");
     await editor.type("#node-config-input-graphHost", "https://graph.microsoft.com/v1.0");
@@ -319,10 +334,15 @@ describe("o365-oauth-config dialog in Chromium", { skip: chromiumMissing }, () =
     assert.equal(result.ok, false);
     assert.equal(result.states["mailbox-graph"], "fail");
     assert.equal(result.states["mailbox-imap"], undefined);
-    assert.match(await textOf(check("mailbox-graph")), /Application Access Policy or RBAC for Applications/);
+    assert.match(await textOf(check("mailbox-graph")), /Exchange limits which mailboxes it may read/);
     assert.deepEqual(await check("mailbox-graph").locator(".o365-command").allInnerTexts(), [
       `Test-ApplicationAccessPolicy -Identity ${DENIED} -AppId ${CLIENT_ID}`,
+      `Test-ServicePrincipalAuthorization -Identity ${CLIENT_ID} -Resource ${DENIED}`,
     ]);
+    assert.match(
+      await textOf(check("mailbox-graph").locator(".o365-fix")),
+      /Application Access Policy .* RBAC for Applications/,
+    );
     await editor.screenshot("config-test-graph-access-policy", "#o365-test-result .o365-verdict");
 
     result = await runTest({ mailbox: STRANGER, via: "graph" });
@@ -338,6 +358,51 @@ describe("o365-oauth-config dialog in Chromium", { skip: chromiumMissing }, () =
     assert.equal(result.states["mailbox-graph"], "fail");
     assert.match(await textOf(check("mailbox-graph")), /Graph denied access to alarms@contoso\.test/);
     await editor.cancel();
+  });
+
+  it("Test with another authority host: the stored secret is not sent, the dialog says to type it", async () => {
+    let connections = 0;
+    const collector = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => collector.listen(0, "127.0.0.1", r));
+    try {
+      await editor.edit("cfg", true);
+      const before = stack.entra.tokenRequestCount;
+      await page.fill("#node-config-input-authorityHost", `127.0.0.1:${(collector.address() as AddressInfo).port}`);
+      const result = await runTest({ mailbox: MAILBOX, via: "imap" });
+      assert.equal(result.ok, false);
+      assert.deepEqual(result.states, { "stored-credential": "fail" });
+      assert.match(
+        await textOf(check("stored-credential")),
+        /not sent: these settings differ from the deployed node's/,
+      );
+      assert.match(await textOf(check("stored-credential").locator(".o365-fix")), /Enter it again/);
+      assert.equal(connections, 0, "nothing reached the host the dialog named");
+      assert.equal(stack.entra.tokenRequestCount, before);
+      await editor.screenshot("config-test-stored-secret-withheld", "#o365-test-result .o365-verdict");
+      await editor.cancel();
+    } finally {
+      await new Promise<void>((r) => collector.close(() => r()));
+    }
+  });
+
+  it("Test when no administrator consented (AADSTS65001): the token line offers the consent link", async () => {
+    stack.entra.failWith({ kind: "consent-required" });
+    try {
+      await editor.edit("cfg", true);
+      const result = await runTest({ mailbox: MAILBOX, via: "imap" });
+      assert.equal(result.states["token-outlook"], "fail");
+      assert.match(await textOf(check("token-outlook")), /admin consent missing for this app \(AADSTS65001\)/);
+      assert.equal(
+        await textOf(check("token-outlook").locator(".o365-consent-in-result")),
+        `https://${stack.entra.host}/${TENANT_ID}/adminconsent?client_id=${CLIENT_ID}&state=alarm-gateway`,
+      );
+      await editor.cancel();
+    } finally {
+      stack.entra.failWith(undefined);
+    }
   });
 
   it("never sends a secret back to the browser, and adds no script errors", () => {

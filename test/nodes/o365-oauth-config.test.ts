@@ -1,5 +1,6 @@
 // The config node in a real Node-RED process: credentials, the admin Test endpoint, secrets.
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
@@ -112,6 +113,44 @@ describe("o365-oauth-config in Node-RED", () => {
     assert.match(details, /Client ID "123" is not a GUID/);
     assert.match(details, /Client secret is empty/);
     assert.equal(tenant.entra.tokenRequestCount, before);
+  });
+
+  it("Test with an EC private key says MSAL cannot sign with it, without asking Entra ID", async () => {
+    const before = tenant.entra.tokenRequestCount;
+    const privateKey = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    const res = await api("POST", "/o365-oauth-config/test", {
+      ...fieldsOf(),
+      credentialKind: "certificate",
+      thumbprint: "ab".repeat(32),
+      credentials: { privateKey },
+    });
+    assert.equal(res.body.ok, false);
+    const details = (res.body.checks as { detail: string }[]).map((c) => c.detail).join("\n");
+    assert.match(details, /EC key \(prime256v1\): MSAL signs client assertions with RSA only/);
+    assert.equal(tenant.entra.tokenRequestCount, before);
+  });
+
+  it("Test when no administrator consented (AADSTS65001): the fix and the consent link", async () => {
+    tenant.entra.failWith({ kind: "consent-required" });
+    try {
+      const res = await api("POST", "/o365-oauth-config/test", {
+        ...fieldsOf(),
+        credentials: { clientSecret: "__PWRD__" },
+      });
+      assert.equal(res.body.ok, false);
+      const [token] = res.body.checks as { id: string; state: string; detail: string; fix: string }[];
+      assert.equal(token?.id, "token-outlook");
+      assert.match(token?.detail ?? "", /admin consent missing for this app \(AADSTS65001\)/);
+      assert.match(
+        token?.fix ?? "",
+        /administrator opens the consent link.*Consent link: https:\/\/.*\/adminconsent\?client_id=/,
+      );
+      assert.equal(res.body.checks.length, 1, "one line: the same refusal for every resource");
+    } finally {
+      tenant.entra.failWith(undefined);
+    }
   });
 
   /** A host that would collect what is sent to it: counts the connections made to it. */

@@ -33,6 +33,8 @@ export type InjectedFailure =
   | { kind: "server-error" } // HTTP 500 with an AADSTS-shaped body
   | { kind: "timeout" } // accept the request and never answer
   | { kind: "conditional-access" } // AADSTS53003
+  | { kind: "consent-required" } // AADSTS65001: no admin consent for the app in this tenant
+  | { kind: "account-not-found" } // AADSTS50034: the account is not in this tenant's directory
   | { kind: "throttled"; retryAfterSeconds: number } // HTTP 429 with Retry-After
   | { kind: "expired-token" } // a token whose exp has passed (a skewed clock), expires_in as usual
   | { kind: "foreign-key" }; // a token signed with a key the resource server does not trust (forged)
@@ -253,6 +255,26 @@ export class EntraStandin {
     if (credentialProblem) {
       answer(401);
       return sendAadError(res, 401, "invalid_client", credentialProblem.code, credentialProblem.text);
+    }
+    if (failure?.kind === "consent-required") {
+      answer(400);
+      return sendAadError(
+        res,
+        400,
+        "invalid_grant",
+        65001,
+        `The user or administrator has not consented to use the application with ID '${app.clientId}' named 'Alarm gateway'. Send an interactive authorization request for this user and resource.`,
+      );
+    }
+    if (failure?.kind === "account-not-found") {
+      answer(400);
+      return sendAadError(
+        res,
+        400,
+        "invalid_grant",
+        50034,
+        `The user account {EUII Hidden} does not exist in the ${tenant.domains[0] ?? tenant.id} directory. To sign into this application, the account must be added to the directory.`,
+      );
     }
     if (failure?.kind === "conditional-access") {
       answer(400);

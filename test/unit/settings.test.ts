@@ -1,6 +1,6 @@
 // Field validation: each mistake a user makes in the editor gets a message that says what to enter.
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import { validateOAuthSettings } from "../../src/core/oauth/settings";
 import { appCertificate } from "../helpers/tenant";
@@ -71,5 +71,32 @@ describe("validateOAuthSettings", () => {
       problems({ credentialKind: "certificate", thumbprint: "12:34" }, { privateKey: a.privateKeyPem }),
       /thumbprint \(40 or 64 hex/,
     );
+  });
+
+  it("refuses keys MSAL cannot sign with (EC, Ed25519, RSA under 2048 bits) before any token request", () => {
+    const pem = (type: "ec" | "ed25519" | "rsa", options: object) =>
+      generateKeyPairSync(type as "ec", options as { namedCurve: string })
+        .privateKey.export({ type: "pkcs8", format: "pem" })
+        .toString();
+    const thumbprint = "ab".repeat(32);
+    const refusal = (privateKey: string) => problems({ credentialKind: "certificate", thumbprint }, { privateKey });
+    assert.match(refusal(pem("ec", { namedCurve: "P-256" })), /is an EC key \(prime256v1\): MSAL signs .* RSA only/);
+    assert.match(refusal(pem("ed25519", {})), /key of type ed25519: MSAL signs .* RSA only/);
+    assert.match(refusal(pem("rsa", { modulusLength: 1024 })), /RSA with 1024 bits: .* 2048 bits or more/);
+    assert.equal(refusal(pem("rsa", { modulusLength: 2048 })), "");
+  });
+
+  it("knows the US Government DoD hosts, apart from GCC High's", () => {
+    const hosts = (cloud: string) => {
+      const v = validateOAuthSettings({ ...base, cloud }, { clientSecret: "x~y" });
+      assert.ok(v.ok);
+      return v.settings.cloud;
+    };
+    assert.deepEqual(hosts("usdod"), {
+      authorityHost: "login.microsoftonline.us",
+      outlookHost: "outlook-dod.office365.us",
+      graphHost: "dod-graph.microsoft.us",
+    });
+    assert.equal(hosts("usgov").graphHost, "graph.microsoft.us");
   });
 });

@@ -1,6 +1,6 @@
 // TokenProvider against the Entra ID stand-in over real HTTPS.
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { validateOAuthSettings } from "../../src/core/oauth/settings";
@@ -194,6 +194,30 @@ describe("TokenProvider", () => {
     assert.match(err.statusText, /cannot reach 127\.0\.0\.1:1/);
   });
 
+  for (const [kind, code, hint] of [
+    ["consent-required", "AADSTS65001", /No administrator of this tenant has consented/],
+    ["account-not-found", "AADSTS50034", /sign in as an administrator of this tenant/],
+  ] as const) {
+    it(`explains ${code} with its fix and the consent link`, async () => {
+      const provider = providerFor(tenant);
+      tenant.entra.failWith({ kind });
+      try {
+        const err = await failure(provider.getToken("outlook"));
+        assert.equal(err.code, code);
+        assert.equal(err.transient, false, "retrying does not help: an administrator must act");
+        assert.match(err.hint, hint);
+        assert.ok(
+          err.hint.endsWith(
+            `Consent link: https://${tenant.entra.host}/${tenant.fields.tenant}/adminconsent?client_id=${CLIENT_ID}&state=alarm-gateway`,
+          ),
+          err.hint,
+        );
+      } finally {
+        tenant.entra.failWith(undefined);
+      }
+    });
+  }
+
   describe("with a certificate credential", () => {
     const good = appCertificate("app");
     const other = appCertificate("other");
@@ -218,6 +242,22 @@ describe("TokenProvider", () => {
         const p = providerFor(certTenant, { ...certFields, thumbprint }, { privateKey: good.privateKeyPem });
         assert.ok((await p.getToken("outlook")).token);
       }
+    });
+
+    it("cannot sign with an EC key, which is why settings refuse one (no request reaches Entra ID)", async () => {
+      const ec = generateKeyPairSync("ec", { namedCurve: "P-256" })
+        .privateKey.export({ type: "pkcs8", format: "pem" })
+        .toString();
+      const v = validateOAuthSettings(certTenant.fields, { clientSecret: "unused~x" });
+      assert.ok(v.ok);
+      // Past validation, as a node would be without the check: MSAL fails only at token time.
+      const thumbprint = new X509Certificate(good.certificatePem).fingerprint256.replace(/:/g, "");
+      const settings = { ...v.settings, credential: { kind: "certificate" as const, privateKey: ec, thumbprint } };
+      const before = certTenant.entra.tokenRequestCount;
+      const err = await failure(new TokenProvider(settings, { timeoutMs: 2000 }).getToken("outlook"));
+      assert.doesNotMatch(err.code, /^AADSTS/);
+      assert.match(err.message, /"alg" parameter for "ec" key type must be one of: ES256/);
+      assert.equal(certTenant.entra.tokenRequestCount, before);
     });
 
     it("explains a key that does not match the uploaded certificate (AADSTS700027)", async () => {

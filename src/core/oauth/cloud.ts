@@ -1,7 +1,7 @@
 // The three hosts that differ between Microsoft clouds. "custom" is how sovereign clouds
 // not listed here, and local stand-ins, are reached: the same setting a real user has.
 
-export type CloudName = "global" | "usgov" | "china" | "custom";
+export type CloudName = "global" | "usgov" | "usdod" | "china" | "custom";
 
 export interface CloudHosts {
   /** Entra ID host, e.g. login.microsoftonline.com (may carry :port for custom clouds). */
@@ -18,11 +18,20 @@ export const KNOWN_CLOUDS: Record<Exclude<CloudName, "custom">, CloudHosts> = {
     outlookHost: "outlook.office365.com",
     graphHost: "graph.microsoft.com",
   },
-  // GCC High; DoD tenants use the "custom" choice with their own hosts.
+  // GCC (not High) tenants live in the global cloud and use "global".
+  // GCC High (learn.microsoft.com/microsoft-365/enterprise/microsoft-365-u-s-government-gcc-high-endpoints,
+  // learn.microsoft.com/graph/deployments).
   usgov: {
     authorityHost: "login.microsoftonline.us",
     outlookHost: "outlook.office365.us",
     graphHost: "graph.microsoft.us",
+  },
+  // DoD: same authority as GCC High; Exchange Online is outlook-dod.office365.us (also reachable as
+  // webmail.apps.mil, IMAP on 993: microsoft-365-u-s-government-dod-endpoints), Graph dod-graph.microsoft.us.
+  usdod: {
+    authorityHost: "login.microsoftonline.us",
+    outlookHost: "outlook-dod.office365.us",
+    graphHost: "dod-graph.microsoft.us",
   },
   // Operated by 21Vianet.
   china: {
@@ -32,7 +41,7 @@ export const KNOWN_CLOUDS: Record<Exclude<CloudName, "custom">, CloudHosts> = {
   },
 };
 
-export const CLOUD_NAMES: readonly CloudName[] = ["global", "usgov", "china", "custom"];
+export const CLOUD_NAMES: readonly CloudName[] = ["global", "usgov", "usdod", "china", "custom"];
 
 /** The resource (token audience) of a host: what Exchange or Graph checks in `aud`. */
 export function resourceOf(host: string): string {

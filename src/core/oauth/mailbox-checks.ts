@@ -177,12 +177,20 @@ export async function checkGraphMailbox(
     commands,
   });
   if (status === 403 && error.code === "ErrorAccessDenied") {
+    // Two Exchange features limit app-only access to some mailboxes, and either may exclude this one:
+    // Application Access Policies (Test-ApplicationAccessPolicy) and their successor, RBAC for
+    // Applications (Test-ServicePrincipalAuthorization; learn.microsoft.com/exchange/permissions-exo/application-rbac).
     return fail(
       `Graph denied access to ${mailbox} (${said})`,
-      `The app holds ${REQUIRED_ROLES.graphRead.role}, but an Application Access Policy or RBAC for Applications ` +
-        `limits which mailboxes it may read, and ${mailbox} is outside that scope. An Exchange administrator adds the ` +
-        "mailbox to the policy's security group (or scope); the first command shows the verdict.",
-      [`Test-ApplicationAccessPolicy -Identity ${mailbox} -AppId ${settings.clientId}`],
+      `The app holds ${REQUIRED_ROLES.graphRead.role}, but Exchange limits which mailboxes it may read, and ` +
+        `${mailbox} is outside that scope. Two features do this: an Application Access Policy (the first command ` +
+        "says AccessCheckResult Denied: add the mailbox to the policy's security group) and RBAC for Applications " +
+        "(the second command lists the app's role assignments; InScope False for Mail.ReadWrite: widen the " +
+        "management scope). An Exchange administrator runs them in Exchange Online PowerShell.",
+      [
+        `Test-ApplicationAccessPolicy -Identity ${mailbox} -AppId ${settings.clientId}`,
+        `Test-ServicePrincipalAuthorization -Identity ${settings.clientId} -Resource ${mailbox}`,
+      ],
     );
   }
   if (status === 403) {

@@ -1,6 +1,6 @@
 // What a config node holds, checked once with messages a user can act on. The editor
 // runs the same format checks as the user types (see o365-oauth-config.html).
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { CLOUD_NAMES, type CloudHosts, type CloudName, KNOWN_CLOUDS } from "./cloud";
 
 export type ClientCredential =
@@ -90,6 +90,32 @@ export function validateOAuthSettings(fields: OAuthConfigFields, creds: OAuthCre
   return { ok: true, settings: { tenant, clientId, credential, cloudName, cloud } };
 }
 
+/**
+ * MSAL signs the client assertion with RS256 (SHA-1 thumbprint) or PS256 (SHA-256) through
+ * jsonwebtoken, which takes only RSA keys of 2048 bits or more; Entra ID asks for the same
+ * (learn.microsoft.com/entra/identity-platform/certificate-credentials). Any other key would pass
+ * here and fail only at the first token request.
+ */
+function keyProblem(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  if (type === "rsa") {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    return bits >= 2048
+      ? undefined
+      : `The private key is RSA with ${bits} bits: MSAL signs only with RSA keys of 2048 bits or more. Create a new certificate with a 2048-bit (or larger) RSA key and upload it to the app.`;
+  }
+  const what =
+    type === "ec"
+      ? `an EC key (${key.asymmetricKeyDetails?.namedCurve ?? "unknown curve"})`
+      : type === "rsa-pss"
+        ? "an RSA-PSS key"
+        : `a key of type ${type ?? "secret"}`;
+  return (
+    `The private key is ${what}: MSAL signs client assertions with RSA only (RS256/PS256). Create the ` +
+    "certificate with an RSA key of 2048 bits or more (e.g. openssl req -x509 -newkey rsa:2048 ...) and upload it to the app."
+  );
+}
+
 /** Where a config node's credentials go: its tenant at its authority, for tokens of its two hosts. */
 export interface CredentialDestination {
   tenant: string;
@@ -159,6 +185,11 @@ function readCredential(
     key = createPrivateKey(privateKey);
   } catch {
     problems.push("Private key is not a readable PEM key (unencrypted PKCS#8 or PKCS#1, starting with -----BEGIN).");
+    return undefined;
+  }
+  const unusable = keyProblem(key);
+  if (unusable) {
+    problems.push(unusable);
     return undefined;
   }
   const certificatePem = (creds.certificate ?? "").trim();

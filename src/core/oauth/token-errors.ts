@@ -83,6 +83,21 @@ const AADSTS: Record<string, AadstsExplanation> = {
     summary: "client assertion rejected",
     hint: "The certificate assertion names the wrong app or tenant: check the client ID and tenant.",
   },
+  // learn.microsoft.com/entra/identity-platform/reference-error-codes: DelegationDoesNotExist.
+  "65001": {
+    summary: "admin consent missing for this app",
+    hint:
+      "No administrator of this tenant has consented to the app: an administrator opens the consent link (or " +
+      "Enterprise applications > the app > Permissions > Grant admin consent). Consent is per tenant: a grant in " +
+      "another tenant does not count.",
+  },
+  // UserAccountNotFound: met on the consent page when the person signing in is not in this directory.
+  "50034": {
+    summary: "account not in this tenant's directory",
+    hint:
+      "Entra ID knows no such account in this tenant. On the consent page, sign in as an administrator of this " +
+      "tenant (not with a personal account or one from another tenant); check that the tenant is the one the app is registered in.",
+  },
   "53003": {
     summary: "blocked by Conditional Access",
     hint: "A Conditional Access policy blocks this app: an admin must exclude the workload identity from the policy.",

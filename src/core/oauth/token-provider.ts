@@ -4,7 +4,7 @@ import { ConfidentialClientApplication, type Configuration, LogLevel } from "@az
 import { defaultScopeOf, hostOf, type ResourceKind, resourceOf } from "./cloud";
 import { readClaims } from "./jwt-claims";
 import type { OAuthSettings } from "./settings";
-import { explainTokenFailure, missingRoleError, type TokenError, timeoutError } from "./token-errors";
+import { explainTokenFailure, missingRoleError, TokenError, timeoutError } from "./token-errors";
 
 export interface AccessToken {
   token: string;
@@ -123,6 +123,10 @@ export class TokenProvider {
   private async explain(err: unknown): Promise<TokenError> {
     const { authorityHost } = this.settings.cloud;
     const first = explainTokenFailure(err, authorityHost);
+    if (first.code === "AADSTS65001" || first.code === "AADSTS50034") {
+      // Both are fixed on the consent page: give the link with the hint.
+      return new TokenError({ ...first, hint: `${first.hint} Consent link: ${this.consentUrl()}` });
+    }
     if (first.code !== "endpoints_resolution_error") return first;
     const url = `https://${authorityHost}/${encodeURIComponent(this.settings.tenant)}/v2.0/.well-known/openid-configuration`;
     try {
