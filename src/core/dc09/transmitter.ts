@@ -104,6 +104,11 @@ function formsOf(body: MessageBody): FrameForm[] {
   return forms;
 }
 
+/** The receiver's answer for people: from its id on (`"NAK"0000R0L0A0[]_...`), without CRC and length. */
+function answerText(raw: string): string {
+  return /^[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3}"/.test(raw) ? raw.slice(8) : raw;
+}
+
 export class Dc09Transmitter {
   private readonly links: Record<ReceiverRole, Dc09Link | undefined>;
   private active: ReceiverRole = "primary";
@@ -294,7 +299,7 @@ export class Dc09Transmitter {
         return { kind: "none", reason: err instanceof Error ? err.message : String(err) };
       }
       if (response.kind === "ACK") return { kind: "ack", latencyMs: performance.now() - started };
-      const answer = response.raw;
+      const answer = answerText(response.raw);
       if (response.kind === "NAK") {
         if (!response.timestamp) return { kind: "refused", answer, reason: "NAK without a time", final: false };
         const sentAt = Math.floor(timestamp.getTime() / 1000) * 1000;
