@@ -37,8 +37,10 @@ module.exports = (RED: NodeAPI) => {
     let compiled: CompiledDataMap | undefined;
     let problems: string[] = [];
     try {
-      // A node dropped in and deployed without opening the editor maps the classic alarm email.
-      compiled = compileDataMap(def.map?.rules?.length ? def.map : defaultDataMapConfig());
+      // A node dropped in and deployed without opening the editor maps the classic alarm email, with the
+      // spoof check it was created with (new nodes require Authentication-Results).
+      const classic = def.map?.spoofCheck ? { ...defaultDataMapConfig(), spoofCheck: def.map.spoofCheck } : null;
+      compiled = compileDataMap(def.map?.rules?.length ? def.map : (classic ?? defaultDataMapConfig()));
       this.status({ fill: "grey", shape: "dot", text: `${compiled.ruleCount} rules ready` });
     } catch (err) {
       problems = err instanceof DataMapConfigError ? err.problems : [String(err)];

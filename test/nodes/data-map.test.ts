@@ -64,6 +64,33 @@ describe("data-map node", () => {
     assert.equal(out.rejected.length, 0);
   });
 
+  it("a new node requires Authentication-Results; a flow saved before keeps accepting emails without", async () => {
+    // the map a new node starts with, as the editor defines it
+    const html = readFileSync(join(__dirname, "..", "..", "nodes", "data-map.html"), "utf8");
+    const literal = /\bmap: \{ value: (\{.*\}) \},/.exec(html)?.[1];
+    assert.ok(literal, "the editor's default map");
+    const newNodeMap = new Function(`return ${literal}`)();
+    const raw = readFileSync(join(FIXTURES, "plain-4-line.eml"), "latin1");
+    // the fixture without its Authentication-Results header (the line and its folded continuations)
+    const bare = raw.replace(/^Authentication-Results:.*\r?\n(?:[ \t].*\r?\n)*/m, "");
+    assert.ok(!/^Authentication-Results:/im.test(bare));
+    const email = await parseEmail(Buffer.from(bare, "latin1"));
+
+    const fresh = await loadDataMap(newNodeMap);
+    fresh.node.receive({ email });
+    await until(() => fresh.out.rejected.length === 1);
+    assert.equal(
+      fresh.out.rejected[0].error,
+      "spoof check: no Authentication-Results header: the sender cannot be checked",
+    );
+    await helper.unload();
+
+    const saved = await loadDataMap({ rules: [] });
+    saved.node.receive({ email });
+    await until(() => saved.out.alarms.length === 1);
+    assert.equal(saved.out.alarms[0].alarm.account, "123588");
+  });
+
   it("sends an email that does not map to output 2 with the rule and the reason", async () => {
     const { out, node } = await loadDataMap(preset("classic"));
     const email = await parseEmail(readFileSync(join(FIXTURES, "missing-zone.eml")));
