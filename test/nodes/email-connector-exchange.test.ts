@@ -16,7 +16,7 @@ describe("email-connector on a tenant that advertises IMAP4rev2", () => {
     stack = await startMailStack("connector-rev2", {
       capabilities: "exchange-imap4rev2",
       protocolLog: true,
-      extraFolders: ["Alarms"],
+      extraFolders: ["Alarms", "Alarmes reçues"],
     });
     await new Promise<void>((r) => helper.startServer(() => r()));
   });
@@ -60,6 +60,19 @@ describe("email-connector on a tenant that advertises IMAP4rev2", () => {
     assert.doesNotMatch(log.client, /\bENABLE\b/i, "no ENABLE of IMAP4rev2 (or CONDSTORE, UTF8=ACCEPT...)");
     // Nothing of rev2 or of extensions Exchange lacks: LIST without RETURN options, SEARCH without RETURN.
     assert.doesNotMatch(log.client, /\bRETURN\b|CONDSTORE|CHANGEDSINCE|UTF8/i);
+  });
+
+  it("watches a folder with a non-ASCII name without UTF8=ACCEPT (modified UTF-7, as Exchange needs)", async () => {
+    const folder = "Alarmes reçues";
+    useUserDir("connector-rev2-utf7");
+    const c = await loadConnector(stack, { folder });
+    await c.waitForStatus(/watching/);
+    await stack.dovecot.append(MAILBOX, alarmEmail("Intrusion zone 2"), { folder });
+    const [sent] = await c.waitForSent(1, 5000);
+    assert.equal(sent?.msg.topic, "Intrusion zone 2");
+    assert.equal(await c.settle(sent?.msg), true);
+    await waitFor(async () => (await stack.dovecot.list(MAILBOX, folder)).every((m) => m.flags.includes("\\Seen")));
+    assert.match(stack.dovecot.protocolLog().client, /SELECT "?Alarmes re&AOc-ues"?/);
   });
 });
 
