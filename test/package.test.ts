@@ -2,11 +2,39 @@
 // user directory, start Node-RED and see the nodes and their icon load.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { type NodeRedProcess, startNodeRed } from "./helpers/node-red-process";
 import { REPO_ROOT, RUN_DIR } from "./standin/paths";
+
+describe("npm pack from a clean checkout", () => {
+  it("builds the nodes first (prepack): the tarball holds their JavaScript", () => {
+    // The files a clone has (tracked and new, not ignored): no nodes/*.js, which are built.
+    const checkout = join(RUN_DIR, "clean-checkout");
+    rmSync(checkout, { recursive: true, force: true });
+    const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+    })
+      .split("\0")
+      .filter((f) => f && existsSync(join(REPO_ROOT, f)));
+    for (const f of files) {
+      mkdirSync(dirname(join(checkout, f)), { recursive: true });
+      copyFileSync(join(REPO_ROOT, f), join(checkout, f));
+    }
+    assert.equal(existsSync(join(checkout, "nodes", "line-driver.js")), false, "a clone has no built nodes");
+    symlinkSync(join(REPO_ROOT, "node_modules"), join(checkout, "node_modules"), "dir"); // as after npm ci
+    const out = execFileSync("npm", ["pack", "--dry-run", "--json"], { cwd: checkout, encoding: "utf8" });
+    const [info] = JSON.parse(out.slice(out.indexOf("["))) as { files: { path: string }[] }[];
+    const shipped = info?.files.map((f) => f.path) ?? [];
+    const registered = Object.values(
+      JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"))["node-red"].nodes as Record<string, string>,
+    );
+    for (const js of registered) assert.ok(shipped.includes(js), `${js} is in the tarball`);
+    assert.ok(shipped.includes("nodes/icons/o365-mail.svg"), "icons copied where Node-RED looks");
+  });
+});
 
 describe("npm pack → install into a fresh Node-RED user dir", () => {
   const packDir = join(RUN_DIR, "pack");
@@ -27,6 +55,8 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
     for (const required of [
       "package.json",
       "README.md",
+      "LICENSE",
+      "CHANGELOG.md",
       "nodes/o365-oauth-config.js",
       "nodes/o365-oauth-config.html",
       "nodes/locales/en-US/o365-oauth-config.json",
@@ -85,6 +115,12 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
     const types = sets.flatMap((s) => s.types);
     for (const t of ["o365-oauth-config", "email-connector", "o365-send-mail", "data-map", "line-driver"])
       assert.ok(types.includes(t), `${t} registered`);
+    // The Node-RED range the pack declares (checked by the palette manager) holds the one tested here.
+    const version = (await red.api("GET", "/settings")).body.version as string;
+    const range = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"))["node-red"].version;
+    const semver = require("semver") as { satisfies(v: string, r: string): boolean };
+    // Node-RED's loader compares its version without a pre-release tag (4.1.15-git in a git checkout).
+    assert.ok(semver.satisfies(version.replace(/-.*$/, ""), range), `Node-RED ${version} within ${range}`);
     const icon = await fetch(`${red.url}/icons/@alarm-gateway/node-red-o365/o365-mail.svg`);
     assert.equal(icon.status, 200);
     const line = red

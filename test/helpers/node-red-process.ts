@@ -21,6 +21,8 @@ export interface NodeRedOptions {
   linkModules?: { name: string; dir: string }[];
   /** Also write Node-RED's output to this file (for post-mortems of benches). */
   logFile?: string;
+  /** Another Node.js and Node-RED than this repository's (default: process.execPath, node_modules/node-red). */
+  runtime?: { node: string; redJs: string };
 }
 
 export interface NodeRedProcess {
@@ -89,9 +91,9 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
     join(opts.userDir, "settings.js"),
     `module.exports = { ${adminAuth} ...${JSON.stringify(settings)} };\n`,
   );
-  const redJs = join(REPO_ROOT, "node_modules", "node-red", "red.js");
+  const redJs = opts.runtime?.redJs ?? join(REPO_ROOT, "node_modules", "node-red", "red.js");
   const child = spawn(
-    process.execPath,
+    opts.runtime?.node ?? process.execPath,
     [redJs, "-u", opts.userDir, "-s", join(opts.userDir, "settings.js"), ...(opts.verbose ? ["-v"] : [])],
     {
       env: {
