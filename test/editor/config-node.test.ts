@@ -394,7 +394,7 @@ describe("o365-oauth-config dialog in Chromium", { skip: chromiumMissing }, () =
       await editor.edit("cfg", true);
       const result = await runTest({ mailbox: MAILBOX, via: "imap" });
       assert.equal(result.states["token-outlook"], "fail");
-      assert.match(await textOf(check("token-outlook")), /admin consent missing for this app \(AADSTS65001\)/);
+      assert.match(await textOf(check("token-outlook")), /no admin consent in this tenant \(AADSTS65001\)/);
       assert.equal(
         await textOf(check("token-outlook").locator(".o365-consent-in-result")),
         `https://${stack.entra.host}/${TENANT_ID}/adminconsent?client_id=${CLIENT_ID}&state=alarm-gateway`,

@@ -142,7 +142,7 @@ describe("o365-oauth-config in Node-RED", () => {
       assert.equal(res.body.ok, false);
       const [token] = res.body.checks as { id: string; state: string; detail: string; fix: string }[];
       assert.equal(token?.id, "token-outlook");
-      assert.match(token?.detail ?? "", /admin consent missing for this app \(AADSTS65001\)/);
+      assert.match(token?.detail ?? "", /no admin consent in this tenant \(AADSTS65001\)/);
       assert.match(
         token?.fix ?? "",
         /administrator opens the consent link.*Consent link: https:\/\/.*\/adminconsent\?client_id=/,

@@ -85,7 +85,7 @@ const AADSTS: Record<string, AadstsExplanation> = {
   },
   // learn.microsoft.com/entra/identity-platform/reference-error-codes: DelegationDoesNotExist.
   "65001": {
-    summary: "admin consent missing for this app",
+    summary: "no admin consent in this tenant",
     hint:
       "No administrator of this tenant has consented to the app: an administrator opens the consent link (or " +
       "Enterprise applications > the app > Permissions > Grant admin consent). Consent is per tenant: a grant in " +
@@ -93,7 +93,7 @@ const AADSTS: Record<string, AadstsExplanation> = {
   },
   // UserAccountNotFound: met on the consent page when the person signing in is not in this directory.
   "50034": {
-    summary: "account not in this tenant's directory",
+    summary: "account not in this tenant",
     hint:
       "Entra ID knows no such account in this tenant. On the consent page, sign in as an administrator of this " +
       "tenant (not with a personal account or one from another tenant); check that the tenant is the one the app is registered in.",
