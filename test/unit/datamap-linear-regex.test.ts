@@ -13,7 +13,7 @@ import {
   type MappableEmail,
   type MapResult,
 } from "../../src/core/datamap";
-import { compileLinear, execLinear, linearRegexEngine } from "../../src/core/datamap/linear-regex";
+import { compileLinear, execLinear, linearRegexEngine, sizeProblem } from "../../src/core/datamap/linear-regex";
 
 /** Per email, on a machine shared with other test runs; measured here: see the diagnostics (tens of ms). */
 const BOUND_MS = 1000;
@@ -135,6 +135,42 @@ describe("user regexes run in linear time (issue #20.3)", () => {
     const { result } = await timedMap(config, email("a".repeat(200_000)));
     assert.equal(result.ok, false);
     if (!result.ok) assert.match(result.reason, /on 200000 characters: more than the \d+ it can search/);
+  });
+});
+
+describe("the work budget", () => {
+  it("the largest patterns allowed, on the longest source, in their worst case", (t) => {
+    const worst: [string, string, string][] = [
+      ["(?:(\\w)|(\\d)|(a)|(b)){1,22}!", "", `${"a".repeat(16_383)}!`],
+      ["((a|b|\\w){1,27}){1,3}!", "", `${"a".repeat(16_383)}!`],
+      ["(\\p{L}|\\d){1,60}$", "i", `${"a".repeat(16_383)}!`],
+      ["[\\s\\S]{180}!", "", `${"ab1 ".repeat(4_096)}!`],
+      ["(\\w+\\s?)+$", "", `${"ab1 ".repeat(4_096)}!`],
+    ];
+    for (const [pattern, flags, text] of worst) {
+      const re = compileLinear(pattern, flags);
+      assert.equal(sizeProblem(re, 16_384), null, `/${pattern}/ is allowed`);
+      const started = performance.now();
+      execLinear(re, text);
+      const ms = performance.now() - started;
+      t.diagnostic(
+        `/${pattern}/${flags} (program size ${re.programSize()}) on ${text.length} characters: ${ms.toFixed(0)} ms`,
+      );
+      assert.ok(ms < BOUND_MS, `/${pattern}/ took ${ms.toFixed(0)} ms`);
+    }
+  });
+
+  it("refuses a pattern too large for the source limit, and says how large it may be", () => {
+    const re = compileLinear("(?:(\\w)|(\\d)){1,60}!", "");
+    assert.match(
+      sizeProblem(re, 16_384) ?? "",
+      /^is too large: RE2 program size \d+, at most 366 for limits\.maxSourceChars 16384/,
+    );
+    assert.equal(sizeProblem(re, 8_192), null, "a shorter source limit allows it");
+    assert.throws(
+      () => compileLinear("(\\w{1,600}\\s){1,3}", ""),
+      /at most 1000 repetitions with nested repeats multiplied/,
+    );
   });
 });
 
