@@ -136,7 +136,11 @@ module.exports = (RED: NodeAPI) => {
           res.json(
             savedFor && asked
               ? storedCredentialWithheldDiagnosis(savedFor, asked)
-              : invalidSettingsDiagnosis(["Unknown cloud: the stored secret is not sent. Choose a cloud."]),
+              : invalidSettingsDiagnosis([
+                  asked
+                    ? "The stored secret belongs to a configuration that is not running: type the secret to test, or deploy first."
+                    : `Unknown cloud "${String(body.cloud)}": the stored secret is not sent. Choose a cloud.`,
+                ]),
           );
           return;
         }

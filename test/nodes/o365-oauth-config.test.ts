@@ -217,6 +217,12 @@ describe("o365-oauth-config in Node-RED", () => {
         assert.equal(res.body.ok, false);
         assert.equal(res.body.checks[0]?.id, "stored-credential", JSON.stringify(changed));
       }
+      const unknown = await api("POST", "/o365-oauth-config/test", {
+        ...fieldsOf(),
+        cloud: "moon",
+        credentials: { clientSecret: "__PWRD__" },
+      });
+      assert.match(unknown.body.checks[0]?.detail ?? "", /Unknown cloud "moon": the stored secret is not sent/);
       assert.equal(evil.connections(), 0);
       assert.equal(tenant.entra.tokenRequestCount, before);
     } finally {
