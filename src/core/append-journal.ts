@@ -5,7 +5,7 @@
 import { constants } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { PRIVATE_FILE_MODE, privateDirOf } from "./private-files";
+import { PRIVATE_FILE_MODE, privateDirOf, privateFile } from "./private-files";
 import { syncDir } from "./sync-dir";
 
 interface Queued {
@@ -101,7 +101,9 @@ export class AppendJournal {
       created = true;
     }
     try {
-      if (created) await syncDir(dirname(this.path)); // a new file's name must survive a crash too
+      if (created)
+        await syncDir(dirname(this.path)); // a new file's name must survive a crash too
+      else await privateFile(file);
       const text = await file.readFile("utf8");
       const whole = Buffer.byteLength(text.slice(0, text.lastIndexOf("\n") + 1));
       if (whole < Buffer.byteLength(text)) await file.truncate(whole);

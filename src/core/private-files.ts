@@ -1,6 +1,6 @@
 // What the pack keeps on disk (queued alarms with their text, senders and subjects; mailbox progress;
 // spooled attachments) is for the Node-RED user only: files 0600 in directories 0700.
-import { chmod, mkdir, stat } from "node:fs/promises";
+import { chmod, type FileHandle, mkdir, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 
 export const PRIVATE_FILE_MODE = 0o600;
@@ -19,4 +19,9 @@ export async function privateDir(dir: string): Promise<string | undefined> {
 /** The directory a private file goes in. */
 export function privateDirOf(path: string): Promise<string | undefined> {
   return privateDir(dirname(path));
+}
+
+/** Closes a file of ours that an earlier version created readable by others. */
+export async function privateFile(file: FileHandle): Promise<void> {
+  if (((await file.stat()).mode & 0o077) !== 0) await file.chmod(PRIVATE_FILE_MODE);
 }

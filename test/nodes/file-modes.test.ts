@@ -3,7 +3,7 @@
 // the Node-RED user only: files 0600, directories 0700. Run with umask 0, so the modes must come from
 // the pack itself, not from a careful umask; and over directories an earlier version left 0755.
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -80,8 +80,11 @@ describe("file modes of everything the gateway writes", () => {
   it("outbox, progress, journal and spooled attachments: files 0600 in directories 0700", async () => {
     const userDir = useUserDir("file-modes");
     const ours = join(userDir, "alarm-gateway");
-    // As an earlier version of the pack left it.
-    mkdirSync(ours, { mode: 0o755 });
+    // As an earlier version of the pack left it: directories 0755, an (empty) outbox log 0644.
+    mkdirSync(join(ours, "line-driver-ld"), { recursive: true });
+    writeFileSync(join(ours, "line-driver-ld", "outbox.log"), "");
+    chmodSync(join(ours, "line-driver-ld", "outbox.log"), 0o644);
+    chmodSync(join(ours, "line-driver-ld"), 0o755);
     chmodSync(ours, 0o755);
     const classic = DATA_MAP_PRESETS.find((p) => p.id === "classic")?.config();
     await helper.load(

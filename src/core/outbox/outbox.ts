@@ -6,7 +6,7 @@
 import { constants } from "node:fs";
 import { copyFile, type FileHandle, open, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { PRIVATE_FILE_MODE, privateDir } from "../private-files";
+import { PRIVATE_FILE_MODE, privateDir, privateFile } from "../private-files";
 import { syncDir } from "../sync-dir";
 import { encodeJson, encodeRecord, LOG_VERSION, type LogRecord, type OutboxOutcome, parseLog } from "./records";
 
@@ -148,6 +148,7 @@ export class Outbox<T> {
     }
     outbox.fd = fd;
     try {
+      await privateFile(fd);
       const parsed = parseLog(await fd.readFile());
       problems.push(...parsed.problems);
       outbox.replay(parsed.records);
