@@ -127,6 +127,17 @@ describe("user regexes run in linear time (issue #20.3)", () => {
     assert.ok(performance.now() - started < BOUND_MS);
   });
 
+  it("a regex that only $eval builds at run time runs on RE2 too: what it cannot run rejects the email", async () => {
+    const config = withRule({
+      source: { kind: "body" },
+      extractor: { kind: "jsonata", expression: "$eval('$match(source, /(\\\\w)\\\\1/).match')" },
+    });
+    const { result } = await timedMap(config, email("aa"));
+    assert.equal(result.ok, false);
+    if (!result.ok)
+      assert.match(result.reason, /JSONata expression failed: .*a backreference \(\\+1\) is not supported/);
+  });
+
   it("a JSONata regex over a text longer than its work budget rejects the email instead of running long", async () => {
     const config = withRule({
       source: { kind: "body" },
