@@ -13,11 +13,22 @@ import { type SurgardAutomation, startAutomationClient, startAutomationServer } 
 import { chromiumMissing, type EditorPage, openEditor, textOf } from "./browser";
 
 const AES_KEY = "000102030405060708090A0B0C0D0E0F";
+const REFUSED_ALARM = {
+  account: "1234",
+  eventCode: "BA",
+  eventFormat: "SIA",
+  qualifier: "new",
+  zone: 1,
+  area: 1,
+  text: "Back door",
+  source: { messageId: "refused-once@test" },
+};
 
 describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
   let primary: Dc09Receiver;
   let backup: Dc09Receiver;
   let encrypted: Dc09Receiver;
+  let refusing: Dc09Receiver;
   let automationServer: SurgardAutomation & { port: number };
   let automationClient: SurgardAutomation | undefined;
   let dialIn: SurgardAutomation | undefined;
@@ -68,6 +79,7 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
     primary = await startDc09Receiver();
     backup = await startDc09Receiver();
     encrypted = await startDc09Receiver({ key: Buffer.from(AES_KEY, "hex") });
+    refusing = await startDc09Receiver({ behaviour: "duh" });
     automationServer = (await startAutomationServer({ lineDigits: 3 })) as SurgardAutomation & { port: number };
     serverPort = await freePort();
     red = await startNodeRed({
@@ -96,6 +108,19 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
         ...surgard({ sgRole: "client", sgHost: "127.0.0.1", sgPort: automationServer.port }),
       },
       { id: "sg-server", x: 200, y: 320, ...surgard({ sgRole: "server", sgPort: serverPort }) },
+      { id: "ld-refused", x: 400, y: 400, ...dc09({ host: "127.0.0.1", port: refusing.tcpPort, sendText: false }) },
+      {
+        // One alarm at deploy, which the receiver refuses (DUH): it is then listed in ld-refused's dialog.
+        id: "alarm-once",
+        type: "inject",
+        z: "tab",
+        x: 150,
+        y: 400,
+        once: true,
+        onceDelay: 0.1,
+        props: [{ p: "alarm", v: JSON.stringify(REFUSED_ALARM), vt: "json" }],
+        wires: [["ld-refused"]],
+      },
     ]);
     editor = await openEditor(red.url, { waitForNode: "sg-server" });
     page = editor.page;
@@ -114,7 +139,7 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
     await automationClient?.close();
     await dialIn?.close();
     await automationServer?.close();
-    await Promise.all([primary?.close(), backup?.close(), encrypted?.close()]);
+    await Promise.all([primary?.close(), backup?.close(), encrypted?.close(), refusing?.close()]);
   });
 
   /** Host and port fields are TypedInputs: set them as the user would, through the widget. */
@@ -316,6 +341,34 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
     assert.ok(dialIn.received.length === 0 && dialIn.rejected.length === 0, "the refused host heard nothing");
     await dialIn.close();
     dialIn = undefined;
+  });
+
+  it("DC-09: a refused alarm is listed with the receiver's answer and resent from the dialog", async () => {
+    await editor.edit("ld-refused");
+    const entry = page.locator("#line-driver-refused li[data-entry]");
+    await entry.waitFor({ timeout: 10_000 });
+    const text = await textOf(page.locator("#line-driver-refused"));
+    assert.match(text, /Refused alarms \(1\)/);
+    assert.match(text, /1234 BA zone 1 – Back door/);
+    assert.match(text, /DUH[\s\S]*answer: "DUH"0001R1L1#1234\[\]/);
+    await editor.screenshot("line-driver-refused", "#line-driver-refused");
+    refusing.behaviour = "ack";
+    await page.click("#line-driver-refused .line-driver-resend");
+    await page.waitForSelector('#line-driver-refused li[data-resent="true"]', { timeout: 5000 });
+    await refusing.waitFor(() => refusing.acked.length === 1);
+    assert.equal(refusing.acked[0]!.frame.data, "#1234|Nri1/BA01");
+  });
+
+  it("DC-09: shows how a 32-hex-digit key is read, from the deployed node, and follows the form chosen", async () => {
+    await editor.edit("ld-aes");
+    const hint = page.locator("#line-driver-key-hint");
+    await page.waitForFunction(() => document.querySelector("#line-driver-key-hint")?.textContent !== "");
+    assert.match(await textOf(hint), /Read as hex digits: AES-128\. 32 hex digits can also be 32 ASCII characters/);
+    await page.selectOption("#node-input-keyForm", "ascii");
+    await page.fill("#node-input-key", AES_KEY);
+    assert.match(await textOf(hint), /Read as ASCII characters: AES-256\./);
+    await page.selectOption("#node-input-receiverProfile", "iobroker");
+    assert.equal(await page.inputValue("#node-input-supervision"), "0");
   });
 
   it("never sends the AES key back, and adds no script errors", () => {

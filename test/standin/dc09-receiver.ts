@@ -87,7 +87,7 @@ export interface Dc09Dialect {
   /** End the TCP connection after every answer. */
   endAfterAnswer?: boolean;
   /** Known accounts; a frame for another one gets a NAK (in nakForm). Default: all accounts are known. */
-  accounts?: string[];
+  accounts?: readonly string[];
 }
 
 export const DC09_DIALECTS: Record<"pysiaalarm" | "iobroker", Dc09Dialect> = {
