@@ -173,6 +173,22 @@ describe("line-driver against receiver dialects (SIA DC-09)", () => {
     });
   }
 
+  for (const nakForm of ["bare", "L-first"] as const) {
+    it(`over UDP: a ${nakForm} NAK refuses one alarm, and pysiaalarm's ADM-CID fallback works there too`, async () => {
+      receiver = await startDc09Receiver({ dialect: { ...DC09_DIALECTS.pysiaalarm, nakForm, accounts: ["9999"] } });
+      const { node, outcomes } = await loadDriver({ port: receiver.udpPort, transport: "udp" });
+      node.receive({ alarm: cid({ account: "1234" }) });
+      node.receive({ alarm: cid({ account: "9999" }) });
+      await until(() => outcomes.length === 2, 10_000, "two outcomes");
+      assert.equal(outcomes[0]!.payload.status, "failed");
+      assert.match(outcomes[0]!.payload.answer, /^"NAK"/);
+      assert.equal(outcomes[1]!.payload.status, "delivered");
+      assert.equal(outcomes[1]!.payload.form, "without extended blocks");
+      assert.ok(outcomes[1]!.at - outcomes[0]!.at <= ACK_TIMEOUT_MS + FIRST_BACKOFF_MS);
+      assert.equal(receiver.acked[0]!.transport, "udp");
+    });
+  }
+
   it("an answer that cannot be read is a refusal after bounded tries, not a resend forever", async () => {
     let garble = true;
     receiver = await startDc09Receiver({ behaviour: () => (garble ? "bad-crc" : "ack") });
