@@ -118,6 +118,8 @@ describe("line-driver against receiver dialects (SIA DC-09)", () => {
     const log = logged(node);
     assert.doesNotMatch(log, /correcting the clock/, "a NAK whose time agrees with ours is no clock problem");
     assert.match(log, /accepts ADM-CID without extended blocks/);
+    const state = await helper.request().get("/line-driver/ld/state").expect(200);
+    assert.deepEqual(state.body.learnedForms, { "primary ADM-CID": "no extended blocks" });
   });
 
   it("SIA with area and user to a pysiaalarm-like receiver: DUH on ri…id, delivered with id before ri", async () => {
