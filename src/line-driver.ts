@@ -129,7 +129,7 @@ module.exports = (RED: NodeAPI) => {
       channel =
         def.protocol === "surgard"
           ? surgardChannel(def, log, onState)
-          : dc09Channel(def, node, log, onState, (k) => {
+          : dc09Channel(def, node, log, onState, showStatus, (k) => {
               keyInfo = { form: k.form, bits: k.bits };
             });
     } catch (err) {
@@ -206,7 +206,9 @@ module.exports = (RED: NodeAPI) => {
         const age = Math.round((Date.now() - s.lastAckAt) / 1000);
         // Refused alarms wait for someone to look at them (editor: Refused alarms): not green.
         const fill = outbox?.refusedCount ? "yellow" : "green";
-        node.status({ fill, shape: "dot", text: `${s.via}: last ACK ${age} s ago, ${queued}` });
+        // Alarms are ACKed but link tests are not (e.g. a receiver that refuses NULL): say so, the log says why.
+        const nullNote = channel instanceof Dc09Channel && channel.linkTestProblem ? ", link test not ACKed" : "";
+        node.status({ fill, shape: "dot", text: `${s.via}: last ACK ${age} s ago, ${queued}${nullNote}` });
       } else node.status({ fill: "red", shape: "ring", text: `failing: ${s.reason}; ${queued}`.slice(0, 90) });
     }
 
@@ -413,6 +415,7 @@ function dc09Channel(
   node: Node<LineDriverCredentials>,
   log: Log,
   onState: (s: LineState) => void,
+  onLinkTest: () => void,
   onKey: (key: Dc09Key) => void,
 ): Dc09Channel {
   let key: Buffer | undefined;
@@ -450,6 +453,7 @@ function dc09Channel(
     supervisionAccount: def.supervisionAccount?.trim() ?? "0000",
     log,
     onState,
+    onLinkTest,
   });
 }
 

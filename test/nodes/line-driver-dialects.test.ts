@@ -290,6 +290,7 @@ describe("line-driver against receiver dialects (SIA DC-09)", () => {
     assert.equal(log.match(/link test \(NULL, account 1234\) not acknowledged/g)?.length, 1, log);
     assert.match(log, /time agrees with ours/);
     assert.doesNotMatch(log, /correcting the clock/);
+    await until(() => /link test not ACKed/.test(node.status.lastCall.args[0].text), 1000, "status");
 
     const res = await helper
       .request()

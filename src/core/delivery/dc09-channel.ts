@@ -19,6 +19,8 @@ export interface Dc09ChannelOptions extends Omit<TransmitterOptions, "onState"> 
   /** "" = the account of the last alarm the receiver ACKed (one it knows), "0000" before there is one. */
   supervisionAccount: string;
   onState(state: LineState): void;
+  /** The link test's answer changed (see linkTestProblem). */
+  onLinkTest?(): void;
 }
 
 export class Dc09Channel implements AlarmChannel<MessageBody> {
@@ -50,6 +52,11 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
     });
   }
 
+  /** Why the last link test was not ACKed (e.g. a receiver that refuses every NULL); undefined after an ACK. */
+  get linkTestProblem(): string | undefined {
+    return this.lastSupervision === "ACK" ? undefined : this.lastSupervision;
+  }
+
   /** The account NULL link tests carry (see Dc09ChannelOptions.supervisionAccount). */
   get linkTestAccount(): string {
     return this.opts.supervisionAccount || this.meta?.get(LAST_ACCOUNT) || "0000";
@@ -70,6 +77,7 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
         void this.transmitter.supervise(((seq - 1) % 9999) + 1, account).then((result) => {
           if (result.detail === this.lastSupervision) return;
           this.lastSupervision = result.detail;
+          this.opts.onLinkTest?.();
           if (result.ok) this.opts.log("info", "link test (NULL) acknowledged again");
           else this.opts.log("warn", `link test (NULL, account ${account}) not acknowledged: ${result.detail}`);
         });
