@@ -57,6 +57,10 @@ describe("DC-09 receiver answers, read leniently", () => {
     assert.equal(decodeDc09Response(split.frames[0]!).timestamp?.toISOString(), "2025-09-24T16:20:01.000Z");
   });
 
+  it("reads long unframed noise as nothing, without throwing", () => {
+    assert.deepEqual(splitDc09Answers(Buffer.from(`"NAK"${"x".repeat(10_000)}`, "latin1")).frames, []);
+  });
+
   it("never takes an unframed ACK: only refusals are read without framing", () => {
     assert.deepEqual(splitDc09Answers(Buffer.from('"ACK"0001R1L1#1234[]', "latin1")).frames, []);
   });

@@ -461,7 +461,8 @@ export function splitDc09Answers(buffer: Buffer): { frames: Buffer[]; rest: Buff
   // Bytes before the first LF (all of them when there is none): a bare refusal, or noise.
   const bare = firstLf < 0 ? buffer : buffer.subarray(0, firstLf);
   for (const piece of bare.toString("latin1").split("\r")) {
-    const refusal = /^\s*(?:[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3})?("(?:NAK|DUH)"[ -~]*?)\s*$/.exec(piece);
+    // A refusal is short: the bound keeps the wrapped frame within DC-09's length (frameOf would throw).
+    const refusal = /^\s*(?:[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3})?("(?:NAK|DUH)"[ -~]{0,200}?)\s*$/.exec(piece);
     if (refusal) frames.push(frameOf(refusal[1]!));
   }
   if (firstLf < 0) return { frames, rest: Buffer.alloc(0) };
