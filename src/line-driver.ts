@@ -38,6 +38,11 @@ interface LineDriverDef extends NodeDef {
   modifierOrder?: "ri-id" | "id-ri";
   /** Receiver preset chosen in the editor (informational: the settings it filled in are what count). */
   receiverProfile?: string;
+  /**
+   * Account for a trouble event (Contact ID 354 "failure to communicate event", SIA YC) queued when the
+   * receiver refuses an alarm; empty or absent: none (the default).
+   */
+  troubleAccount?: string;
   // Sur-Gard
   sgRole: "server" | "client";
   sgHost: string;
@@ -63,6 +68,8 @@ interface QueuedAlarm {
   protocol?: AlarmChannel["protocol"];
   body: unknown;
   alarm: AlarmEvent;
+  /** A trouble event about a refused alarm: its own refusal raises no further one. */
+  trouble?: true;
 }
 
 /**
@@ -152,6 +159,7 @@ module.exports = (RED: NodeAPI) => {
         deliver: (entry) => deliver(entry.payload, entry.id),
         onOutcome: (entry, outcome) => {
           report(entry.payload.alarm, entry.id, outcome);
+          if (outcome.kind === "failed" && !entry.payload.trouble) raiseTrouble(entry.payload.alarm, entry.id, outcome);
           showStatus();
         },
         onError: (message) => node.error(message),
@@ -274,6 +282,45 @@ module.exports = (RED: NodeAPI) => {
         },
         alarm,
       } as never);
+    }
+
+    /**
+     * Tells the centre that an alarm was refused, as an alarm of its own on the configured account, through the
+     * same outbox (durable, deduplicated by the refused entry). Off unless an account is set: a receiver that
+     * refuses an alarm may refuse this too, and a centre must expect the account.
+     */
+    function raiseTrouble(refused: AlarmEvent, id: number, outcome: Extract<PumpOutcome, { kind: "failed" }>): void {
+      const account = def.troubleAccount?.trim();
+      if (!account || !outbox) return;
+      const trouble: AlarmEvent = {
+        account,
+        eventCode: "354",
+        eventFormat: "CID",
+        qualifier: "new",
+        siaCode: "YC",
+        cidEvent: "354",
+        zone: 0,
+        area: null,
+        user: null,
+        text: `alarm ${refused.account}/${refused.eventCode} refused by the receiver: ${outcome.answer ?? outcome.reason}`,
+        occurredAt: new Date().toISOString(),
+        attachments: [],
+        source: { messageId: null, from: "", subject: "", receivedAt: null },
+        extra: {},
+      };
+      let body: unknown;
+      try {
+        body = channel.prepare(trouble);
+      } catch (err) {
+        node.warn(`trouble event for refused alarm ${id} not raised: ${(err as Error).message}`);
+        return;
+      }
+      outbox
+        .accept({ protocol: channel.protocol, body, alarm: trouble, trouble: true }, `trouble:${node.id}:${id}`)
+        .then(
+          () => pump?.wake(),
+          (err: unknown) => node.error(`trouble event for refused alarm ${id} not queued: ${String(err)}`),
+        );
     }
 
     deployed.set(node.id, {

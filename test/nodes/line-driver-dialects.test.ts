@@ -237,6 +237,25 @@ describe("line-driver against receiver dialects (SIA DC-09)", () => {
     assert.doesNotMatch(node.status.lastCall.args[0].text, /refused/);
   });
 
+  it("with a trouble account set, a refused alarm raises Contact ID 354 on it; a refused trouble raises none", async () => {
+    receiver = await startDc09Receiver({ behaviour: (f) => (f.account === "1234" ? "duh" : "ack") });
+    const { node, outcomes } = await loadDriver({ port: receiver.tcpPort, sendTime: false, troubleAccount: "9999" });
+    node.receive({ alarm: alarm({ text: "Front door" }) });
+    await until(() => outcomes.length === 2, 5000, "refusal and trouble");
+    assert.equal(outcomes[0]!.payload.status, "failed");
+    assert.equal(outcomes[1]!.payload.status, "delivered");
+    const trouble = receiver.acked[0]!.frame;
+    assert.equal(trouble.id, "ADM-CID");
+    assert.equal(trouble.data, "#9999|1354 00 000");
+    assert.match(trouble.extended?.[0]?.value ?? "", /alarm 1234\/BA refused by the receiver: "DUH"0001R1L1#1234/);
+
+    receiver.behaviour = "duh";
+    node.receive({ alarm: alarm() });
+    await until(() => outcomes.length === 4, 5000, "second refusal and its refused trouble");
+    await sleep(300);
+    assert.equal(outcomes.length, 4, "no trouble about a trouble");
+  });
+
   it("a refused alarm survives a restart, still refused and resendable", async () => {
     receiver = await startDc09Receiver({ behaviour: "duh" });
     const dir = `line-driver-dialects-restart-${process.pid}`;
