@@ -56,7 +56,8 @@ describe("Node-RED 5 on Node.js 22", { skip: process.arch !== "x64" && "node-lin
     ensureRuntime();
     rmSync(packDir, { recursive: true, force: true });
     mkdirSync(packDir, { recursive: true });
-    execFileSync("npm", ["pack", "--pack-destination", packDir], { cwd: REPO_ROOT, stdio: "pipe" });
+    // Built by npm test already (prepack is tested in package.test.ts).
+    execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", packDir], { cwd: REPO_ROOT, stdio: "pipe" });
     const tarball = join(packDir, readdirSync(packDir).find((f) => f.endsWith(".tgz")) ?? "");
     rmSync(userDir, { recursive: true, force: true });
     mkdirSync(userDir, { recursive: true });
@@ -137,10 +138,10 @@ describe("Node-RED 5 on Node.js 22", { skip: process.arch !== "x64" && "node-lin
     const invalid = await page.evaluate(() => {
       const bad: string[] = [];
       (window as any).RED.nodes.eachNode((n: any) => {
-        if (n.valid === false) bad.push(`${n.type} ${n.id}`);
+        if (n.valid === false) bad.push(`${n.type} ${n.id}: ${(n.validationErrors ?? []).join(", ")}`);
       });
       (window as any).RED.nodes.eachConfig((n: any) => {
-        if (n.valid === false) bad.push(`${n.type} ${n.id}`);
+        if (n.valid === false) bad.push(`${n.type} ${n.id}: ${(n.validationErrors ?? []).join(", ")}`);
       });
       return bad;
     });

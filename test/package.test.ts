@@ -45,7 +45,8 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
   it("ships exactly the runtime, editor, locales, icons and examples", () => {
     rmSync(packDir, { recursive: true, force: true });
     mkdirSync(packDir, { recursive: true });
-    const out = execFileSync("npm", ["pack", "--json", "--pack-destination", packDir], {
+    // Built by npm test already (prepack is tested above): not rebuilt under other tests' feet.
+    const out = execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", packDir], {
       cwd: REPO_ROOT,
       encoding: "utf8",
     });
