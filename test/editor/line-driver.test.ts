@@ -394,4 +394,12 @@ describe("line-driver Test endpoint permissions", () => {
     assert.equal(res.body.ok, false);
     assert.match(res.body.lines[0].detail, /refused/);
   });
+
+  it("refused alarms: listing needs line-driver.read, resending needs line-driver.write", async () => {
+    assert.equal((await red.api("GET", "/line-driver/ld/state", undefined, { anonymous: true })).status, 401);
+    assert.equal((await red.api("POST", "/line-driver/ld/refused/1/resend", {}, { anonymous: true })).status, 401);
+    // With a login: answered, and no such deployed node here.
+    assert.equal((await red.api("GET", "/line-driver/ld/state")).status, 404);
+    assert.equal((await red.api("POST", "/line-driver/ld/refused/1/resend", {})).status, 404);
+  });
 });
