@@ -30,6 +30,9 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
   /** The last link-test answer logged: a receiver that refuses every NULL is said once, not every minute. */
   private lastSupervision = "ACK";
   private meta: ChannelContext["meta"] | undefined;
+  /** Account of the last ACKed alarm; kept on disk at most once a minute (it is only a link-test default). */
+  private lastAccount: string | undefined;
+  private lastAccountSavedAt = 0;
 
   constructor(private readonly opts: Dc09ChannelOptions) {
     this.transmitter = new Dc09Transmitter(opts);
@@ -46,8 +49,7 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
 
   deliver(body: MessageBody, outboxId: number): Promise<PumpOutcome> {
     return this.transmitter.deliver(body, dc09Seq(outboxId)).then((result) => {
-      if (result.kind === "ack" && this.meta && this.meta.get(LAST_ACCOUNT) !== body.account)
-        this.meta.set(LAST_ACCOUNT, body.account).catch(() => undefined); // only a link-test default
+      if (result.kind === "ack" && !this.opts.supervisionAccount) this.rememberAccount(body.account);
       return toOutcome(result);
     });
   }
@@ -59,7 +61,14 @@ export class Dc09Channel implements AlarmChannel<MessageBody> {
 
   /** The account NULL link tests carry (see Dc09ChannelOptions.supervisionAccount). */
   get linkTestAccount(): string {
-    return this.opts.supervisionAccount || this.meta?.get(LAST_ACCOUNT) || "0000";
+    return this.opts.supervisionAccount || this.lastAccount || this.meta?.get(LAST_ACCOUNT) || "0000";
+  }
+
+  private rememberAccount(account: string): void {
+    this.lastAccount = account;
+    if (!this.meta || this.meta.get(LAST_ACCOUNT) === account || Date.now() - this.lastAccountSavedAt < 60_000) return;
+    this.lastAccountSavedAt = Date.now();
+    this.meta.set(LAST_ACCOUNT, account).catch(() => undefined);
   }
 
   async start(context: ChannelContext): Promise<void> {
