@@ -44,15 +44,19 @@ interface LinkTestRequest {
 
 class BadRequest extends Error {}
 
-/**
- * `linkTestAccountOf(id)`: the account the deployed node's link tests carry when the dialog leaves the field
- * empty (the last alarm's account).
- */
-export function registerLineDriverTest(RED: NodeAPI, linkTestAccountOf?: (id: string) => string | undefined): void {
+/** What the route may know of the deployed node the dialog belongs to. */
+export interface DeployedLineDriver {
+  /** The account its link tests carry when the dialog leaves the field empty (the last alarm's account). */
+  linkTestAccountOf(id: string): string | undefined;
+  /** The receivers it was deployed with: its stored AES key is used with these only. */
+  receiversOf(id: string): { host: string; port: number }[] | undefined;
+}
+
+export function registerLineDriverTest(RED: NodeAPI, deployed: DeployedLineDriver): void {
   RED.httpAdmin.post("/line-driver/test", RED.auth.needsPermission("line-driver.write"), async (req, res) => {
     const body = (req.body ?? {}) as LinkTestRequest;
     try {
-      res.json(await runLinkTest(RED, body, linkTestAccountOf));
+      res.json(await runLinkTest(RED, body, deployed));
     } catch (err) {
       if (err instanceof BadRequest) {
         res.json({
@@ -69,11 +73,7 @@ export function registerLineDriverTest(RED: NodeAPI, linkTestAccountOf?: (id: st
   });
 }
 
-async function runLinkTest(
-  RED: NodeAPI,
-  body: LinkTestRequest,
-  linkTestAccountOf?: (id: string) => string | undefined,
-): Promise<LinkTestResult> {
+async function runLinkTest(RED: NodeAPI, body: LinkTestRequest, deployed: DeployedLineDriver): Promise<LinkTestResult> {
   if (body.protocol === "surgard") {
     const role = body.sgRole === "client" ? "client" : "server";
     const port = portOf(body.sgPort, "port", role === "server" ? 1025 : undefined);
@@ -110,14 +110,27 @@ async function runLinkTest(
   const host = text(body.host);
   if (!host) throw new BadRequest("Enter the receiver's host.");
   const transport = body.transport === "udp" ? "udp" : "tcp";
+  const targets = [{ role: "primary", host, port: portOf(body.port, "port") }];
+  const backupHost = text(body.backupHost);
+  if (backupHost) targets.push({ role: "backup", host: backupHost, port: portOf(body.backupPort, "backup port") });
   let key: Buffer | undefined;
   const typed = body.credentials?.key;
-  const keyText =
-    typed === undefined || typed === UNCHANGED_PASSWORD
-      ? body.id
-        ? (RED.nodes.getCredentials(body.id) as { key?: string } | undefined)?.key
-        : undefined
-      : typed;
+  const useStored = typed === undefined || typed === UNCHANGED_PASSWORD;
+  const storedKey =
+    useStored && body.id ? (RED.nodes.getCredentials(body.id) as { key?: string } | undefined)?.key : undefined;
+  if (storedKey) {
+    // A stored key encrypts only towards the receivers it was saved for: a request naming another host would
+    // otherwise have the gateway send frames under the centre's key to wherever the request points.
+    const saved = deployed.receiversOf(body.id ?? "") ?? [];
+    const foreign = targets.find((t) => !saved.some((s) => sameReceiver(s, t)));
+    if (foreign) {
+      throw new BadRequest(
+        `The stored AES key is used only with the receivers this line-driver was deployed with; ` +
+          `${foreign.host}:${foreign.port} is not one of them. Type the key again to test it, or deploy first.`,
+      );
+    }
+  }
+  const keyText = useStored ? storedKey : typed;
   let keyNote: string | undefined;
   if (keyText) {
     const form = body.keyForm === "hex" || body.keyForm === "ascii" ? body.keyForm : "auto";
@@ -134,12 +147,9 @@ async function runLinkTest(
     key,
     receiver: text(body.receiver) || undefined,
     prefix: text(body.prefix) || "0",
-    account: text(body.supervisionAccount) || (body.id ? linkTestAccountOf?.(body.id) : undefined) || "0000",
+    account: text(body.supervisionAccount) || (body.id ? deployed.linkTestAccountOf(body.id) : undefined) || "0000",
     timeoutMs: seconds(body.ackTimeout, 5, 30) * 1000,
   } as const;
-  const targets = [{ role: "primary", host, port: portOf(body.port, "port") }];
-  const backupHost = text(body.backupHost);
-  if (backupHost) targets.push({ role: "backup", host: backupHost, port: portOf(body.backupPort, "backup port") });
   const lines: LinkTestLine[] = [];
   // One after the other, as the line-driver uses them; a receiver that is down costs one timeout.
   for (const t of targets) {
@@ -174,4 +184,8 @@ function whole(value: unknown, fallback: number): number {
 function seconds(value: unknown, fallback: number, max: number): number {
   const n = Number(text(value));
   return Number.isFinite(n) && n > 0 ? Math.min(n, max) : fallback;
+}
+
+function sameReceiver(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.host.toLowerCase() === b.host.toLowerCase() && a.port === b.port;
 }

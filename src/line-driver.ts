@@ -114,6 +114,8 @@ interface LineDriverHandle {
   view(): LineDriverView;
   /** Queues a refused alarm again; false when the node has no such refused alarm. */
   resend(entryId: number): Promise<boolean>;
+  /** The DC-09 receivers the node was deployed with: the only ones its stored AES key is used with. */
+  receivers(): { host: string; port: number }[];
 }
 
 /** Deployed line-drivers by node id, for the admin routes. */
@@ -340,6 +342,12 @@ module.exports = (RED: NodeAPI) => {
         showStatus();
         return true;
       },
+      receivers: () => {
+        if (def.protocol === "surgard") return [];
+        const list = [{ host: def.host?.trim() ?? "", port: Number(def.port) }];
+        if (def.backupHost?.trim()) list.push({ host: def.backupHost.trim(), port: Number(def.backupPort) });
+        return list;
+      },
     });
 
     node.on("input", (msg: NodeMessageInFlow, _send, done) => {
@@ -408,7 +416,10 @@ module.exports = (RED: NodeAPI) => {
       credentials: { key: { type: "password" } },
     },
   );
-  registerLineDriverTest(RED, (id) => deployed.get(id)?.view().linkTestAccount);
+  registerLineDriverTest(RED, {
+    linkTestAccountOf: (id) => deployed.get(id)?.view().linkTestAccount,
+    receiversOf: (id) => deployed.get(id)?.receivers(),
+  });
 
   // The dialog's "Refused alarms": what the deployed node keeps as refused, and "Resend".
   RED.httpAdmin.get("/line-driver/:id/state", RED.auth.needsPermission("line-driver.read"), (req, res) => {

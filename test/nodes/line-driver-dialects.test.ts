@@ -357,6 +357,48 @@ describe("line-driver AES key forms", () => {
     });
   }
 
+  it("the Test button uses the stored key only with the deployed receivers: another host gets nothing", async () => {
+    receiver = await startDc09Receiver({ key: Buffer.from(KEY, "hex") });
+    const stranger = await startDc09Receiver({ key: Buffer.from(KEY, "hex") });
+    try {
+      await loadDriver({ port: receiver.tcpPort, keyForm: "hex" }, { key: KEY });
+      const ask = (port: number, key?: string) =>
+        helper
+          .request()
+          .post("/line-driver/test")
+          .send({
+            id: "ld",
+            protocol: "dc09",
+            host: "127.0.0.1",
+            port,
+            transport: "tcp",
+            receiver: "1",
+            prefix: "1",
+            keyForm: "hex",
+            ...(key === undefined ? {} : { credentials: { key } }),
+          })
+          .expect(200);
+      const refused = await ask(stranger.tcpPort, "__PWRD__");
+      assert.equal(refused.body.ok, false);
+      assert.match(
+        refused.body.note,
+        /stored AES key is used only with the receivers this line-driver was deployed with/,
+      );
+      const withoutKey = await ask(stranger.tcpPort);
+      assert.equal(withoutKey.body.ok, false, "no key field at all: the stored one is not used either");
+      await sleep(200);
+      assert.equal(stranger.received.length + stranger.rejected.length, 0, "the other host was never contacted");
+
+      const own = await ask(receiver.tcpPort, "__PWRD__");
+      assert.equal(own.body.ok, true, JSON.stringify(own.body));
+      const typed = await ask(stranger.tcpPort, KEY);
+      assert.equal(typed.body.ok, true, "a key typed into the dialog may go to the host the dialog names");
+      assert.equal(stranger.acked.at(-1)?.frame.encrypted, true);
+    } finally {
+      await stranger.close();
+    }
+  });
+
   it("without the form, 32 hex digits stay a hex key (flows saved before the setting), and an ASCII receiver stays silent", async () => {
     receiver = await startDc09Receiver({ key: Buffer.from(KEY, "ascii") });
     const { node, outcomes } = await loadDriver({ port: receiver.tcpPort, attempts: 1 }, { key: KEY });
