@@ -153,6 +153,15 @@ describe("Node-RED 5 on Node.js 22", { skip: process.arch !== "x64" && "node-lin
     await editor.edit("demo-o365", true);
     await editor.screenshot("node-red-5-config");
     await editor.cancel();
+    // The one node the demo lacks, from its example.
+    const sendExample = readFileSync(join(REPO_ROOT, "examples", "07 - Send an email over Graph.json"), "utf8");
+    await page.evaluate((flow) => (window as any).RED.view.importNodes(JSON.parse(flow)), sendExample);
+    await page.waitForFunction(() => (window as any).RED.nodes.node("ex07-send"));
+    await page.evaluate(() => (window as any).RED.workspaces.show("ex07-tab"));
+    assert.equal(await page.evaluate(() => (window as any).RED.nodes.node("ex07-send").valid), true);
+    await editor.edit("ex07-send");
+    await editor.screenshot("node-red-5-send-mail");
+    await editor.cancel();
     assert.deepEqual(editor.pageErrors, []);
   });
 });
