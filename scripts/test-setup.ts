@@ -1,5 +1,5 @@
 // `npm test` starts here (pretest): the suite needs Debian's openssl (test CA), dovecot-imapd (a private
-// Dovecot per test plays Exchange IMAP) and chromium (editor tests), and root (Dovecot drops privileges
+// Dovecot per test plays Exchange IMAP), chromium (editor tests) and git, and root (Dovecot drops privileges
 // itself). As root, missing packages are installed with apt-get; otherwise the exact command is printed
 // and the run stops. Nothing already running is stopped: the tests start private Dovecots on free ports
 // with their own base_dir, so a system Dovecot does not get in their way.
@@ -24,6 +24,7 @@ export const REQUIREMENTS: Requirement[] = [
     debianPackage: "dovecot-imapd",
   },
   { why: "editor tests (headless Chromium)", files: ["/usr/bin/chromium"], debianPackage: "chromium" },
+  { why: "the clean-checkout npm pack test (git ls-files)", files: ["git"], debianPackage: "git" },
 ];
 
 /** Debian's policy-rc.d hook: exit 101 forbids maintainer scripts to start services (invoke-rc.d(8)). */

@@ -54,12 +54,13 @@ const EVERYTHING = [
   "/usr/bin/doveadm",
   "/usr/bin/chromium",
   "/usr/bin/apt-get",
+  "/usr/bin/git",
 ];
 
 describe("npm test set-up (scripts/test-setup.ts)", () => {
   it("a fresh Debian machine as root: installs dovecot-imapd and chromium without starting a Dovecot", () => {
     const host = fakeHost({
-      files: ["/usr/bin/openssl", "/usr/bin/apt-get"],
+      files: ["/usr/bin/openssl", "/usr/bin/apt-get", "/usr/bin/git"],
       isRoot: true,
       aptInstalls: ["/usr/sbin/dovecot", "/usr/bin/doveadm", "/usr/bin/chromium"],
     });
@@ -74,7 +75,7 @@ describe("npm test set-up (scripts/test-setup.ts)", () => {
 
   it("keeps an administrator's own policy-rc.d", () => {
     const host = fakeHost({
-      files: ["/usr/bin/openssl", "/usr/bin/apt-get", "/usr/bin/chromium", POLICY_RC_D],
+      files: ["/usr/bin/openssl", "/usr/bin/apt-get", "/usr/bin/chromium", "/usr/bin/git", POLICY_RC_D],
       isRoot: true,
       aptInstalls: ["/usr/sbin/dovecot", "/usr/bin/doveadm"],
     });
@@ -83,7 +84,7 @@ describe("npm test set-up (scripts/test-setup.ts)", () => {
   });
 
   it("not root: prints the exact apt-get command, installs nothing and stops", () => {
-    const host = fakeHost({ files: ["/usr/bin/apt-get", "/usr/bin/chromium"], isRoot: false });
+    const host = fakeHost({ files: ["/usr/bin/apt-get", "/usr/bin/chromium", "/usr/bin/git"], isRoot: false });
     assert.equal(setUpTests(host), 1);
     assert.deepEqual(host.ran, []);
     assert.ok(
@@ -101,7 +102,10 @@ describe("npm test set-up (scripts/test-setup.ts)", () => {
   });
 
   it("a package that apt-get did not provide fails the set-up", () => {
-    const host = fakeHost({ files: ["/usr/bin/openssl", "/usr/bin/apt-get", "/usr/bin/chromium"], isRoot: true });
+    const host = fakeHost({
+      files: ["/usr/bin/openssl", "/usr/bin/apt-get", "/usr/bin/chromium", "/usr/bin/git"],
+      isRoot: true,
+    });
     assert.equal(setUpTests(host), 1);
     assert.match(host.lines.join("\n"), /still missing after apt-get: \/usr\/sbin\/dovecot/);
   });
