@@ -90,6 +90,16 @@ export async function openEditor(url: string, opts: { waitForNode?: string } = {
   return editor;
 }
 
+/** Menu > Import > Examples > this pack > `title`, as a user picks it; the caller presses Import. */
+export async function chooseExample(page: Page, title: string): Promise<void> {
+  const examples = "#red-ui-clipboard-dialog-import-tab-examples";
+  await page.click("#red-ui-header-button-sidemenu");
+  await page.click("#menu-item-import");
+  await page.click("#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples");
+  await page.click(`${examples} .red-ui-treeList-label-text:text-is("@alarm-gateway/node-red-o365")`);
+  await page.click(`${examples} .red-ui-treeList-label-text:text-is("${title}")`);
+}
+
 /** How many dialogs are open, stacked (a config node's dialog opened from a node's dialog is two). */
 function editDepth(page: Page): Promise<number> {
   return page.evaluate(() => (window as any).RED.editor.getEditStack().length as number);

@@ -14,9 +14,8 @@ import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
 import { REPO_ROOT, RUN_DIR } from "../standin/paths";
 import { freePort } from "../standin/ports";
 import { type SurgardAutomation, startAutomationClient } from "../standin/surgard-automation";
-import { chromiumMissing, type EditorPage, openEditor } from "./browser";
+import { chooseExample, chromiumMissing, type EditorPage, openEditor } from "./browser";
 
-const MODULE = "@alarm-gateway/node-red-o365";
 const EXAMPLES = readdirSync(join(REPO_ROOT, "examples"))
   .filter((f) => f.endsWith(".json"))
   .map((f) => f.replace(/\.json$/, ""))
@@ -53,11 +52,7 @@ describe("examples: Import > Examples, fill in, deploy, run", { skip: chromiumMi
   async function importExample(title: string): Promise<string[]> {
     await page.goto(red.url);
     await page.waitForFunction(() => (window as any).RED?.nodes?.getType?.("line-driver"));
-    await page.click("#red-ui-header-button-sidemenu");
-    await page.click("#menu-item-import");
-    await page.click("#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples");
-    await page.click(`#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label-text:text-is("${MODULE}")`);
-    await page.click(`#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label-text:text-is("${title}")`);
+    await chooseExample(page, title);
     await page.waitForTimeout(300);
     await editor.screenshot(`example-import-${title.slice(0, 2)}`);
     await page.click("#red-ui-clipboard-dialog-ok");

@@ -11,9 +11,8 @@ import { type NodeRedProcess, startNodeRed } from "../helpers/node-red-process";
 import { MAILBOX, startTestTenant, type TestTenant } from "../helpers/tenant";
 import { REPO_ROOT, RUN_DIR } from "../standin/paths";
 import { freePort } from "../standin/ports";
-import { chromiumMissing, type EditorPage, openEditor } from "./browser";
+import { chooseExample, chromiumMissing, type EditorPage, openEditor } from "./browser";
 
-const MODULE = "@alarm-gateway/node-red-o365";
 const EXAMPLES = readdirSync(join(REPO_ROOT, "examples"))
   .filter((f) => f.endsWith(".json"))
   .map((f) => f.replace(/\.json$/, ""))
@@ -87,11 +86,7 @@ describe("editor validation of the demo flow and every example, as first opened"
       const page = editor.page;
       await page.goto(red.url);
       await page.waitForFunction(() => (window as any).RED?.nodes?.getType?.("line-driver"));
-      await page.click("#red-ui-header-button-sidemenu");
-      await page.click("#menu-item-import");
-      await page.click("#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples");
-      await page.click(`#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label-text:text-is("${MODULE}")`);
-      await page.click(`#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label-text:text-is("${title}")`);
+      await chooseExample(page, title);
       await page.click("#red-ui-clipboard-dialog-ok");
       const n = title.slice(0, 2);
       await page.waitForFunction((id) => (window as any).RED.nodes.workspace(id), `ex${n}-tab`);
