@@ -12,7 +12,12 @@ export const PRIVATE_DIR_MODE = 0o700;
  */
 export async function privateDir(dir: string): Promise<string | undefined> {
   const created = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  if (created === undefined && ((await stat(dir)).mode & 0o077) !== 0) await chmod(dir, PRIVATE_DIR_MODE);
+  if (created === undefined) {
+    const st = await stat(dir);
+    // A shared directory (sticky, like /tmp) or another user's is not ours to close.
+    const ours = (st.mode & 0o1000) === 0 && st.uid === process.getuid?.();
+    if (ours && (st.mode & 0o077) !== 0) await chmod(dir, PRIVATE_DIR_MODE);
+  }
   return created;
 }
 
