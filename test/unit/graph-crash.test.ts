@@ -127,9 +127,15 @@ function crashTests(): void {
       };
       for (let i = 0; i < 20; i++) deliver();
       let kills = 0;
+      const starts = () =>
+        (readFileSync(cfg.journal, { encoding: "utf8", flag: "a+" }).match(/^start$/gm) ?? []).length;
       for (; kills < 12; kills++) {
+        const before = starts();
         const child = start();
-        const lifetime = 700 + Math.random() * 1100; // tsx start-up takes a good part of it
+        // The lifetime counts from the child's first line, not from the spawn: tsx start-up alone takes 0.6-2 s
+        // depending on the machine's load, and a child killed before it runs tests nothing.
+        await waitFor(() => starts() > before, 30_000);
+        const lifetime = 200 + Math.random() * 1000;
         const until = Date.now() + lifetime;
         while (Date.now() < until) {
           if (Math.random() < 0.5) deliver();
