@@ -1,5 +1,6 @@
 // A child process for the outbox crash tests. It prints a line only after the outbox call it
-// reports has resolved, so every line the parent read is a promise the outbox must keep.
+// reports has resolved, so every line the parent read is a promise the outbox must keep. An "s"
+// line (a finish is about to start) has left this process before that finish begins (sayFlushed).
 //   loop <dir> <tag> <maxLogBytes> [killAtCompaction]: producers accept, a consumer finishes the oldest,
 //     meta counts up; every 500th payload is 256 KiB so that a kill lands inside a write now and then.
 //     With killAtCompaction = n it SIGKILLs itself when it sees the n-th compaction temp file appear.
@@ -15,6 +16,18 @@ interface Payload {
 
 const [mode, dir, tag = "t", maxLogBytes = "65536", killAtCompaction = "0"] = process.argv.slice(2);
 const say = (line: string) => process.stdout.write(`${line}\n`);
+/**
+ * Resolves once the line is in the pipe, where a SIGKILL of this process can no longer take it back.
+ * process.stdout on a pipe is asynchronous once the pipe is full (it holds only a few hundred short
+ * writes, and a parent that gets no CPU for a moment on a busy machine reads nothing): a line written
+ * then waits in this process's memory and dies with it. Losing an "a", "f" or "m" line only leaves
+ * the parent less to check; losing an "s" line while the finish it announced is already on disk makes
+ * the parent report a finished entry as lost ("confirmed id N lost"). So "s" lines are flushed first.
+ */
+const sayFlushed = (line: string) =>
+  new Promise<void>((resolve, reject) => {
+    process.stdout.write(`${line}\n`, (err) => (err ? reject(err) : resolve()));
+  });
 
 async function loop(): Promise<void> {
   let seen = Number(killAtCompaction);
@@ -46,7 +59,8 @@ async function loop(): Promise<void> {
         await new Promise((r) => setTimeout(r, 1));
         continue;
       }
-      for (const e of done) say(`s ${e.id}`);
+      // Out of this process before the finish starts: from then on it may be durable at any moment.
+      await sayFlushed(done.map((e) => `s ${e.id}`).join("\n"));
       await Promise.all(done.map((e) => outbox.recordAttempt(e.id)));
       await Promise.all(done.map((e) => outbox.finish(e.id, { kind: "delivered", at: Date.now() })));
       for (const e of done) say(`f ${e.id}`);
