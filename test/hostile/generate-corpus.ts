@@ -458,9 +458,12 @@ export function generateCorpus(opts: CorpusOptions = {}): CorpusEntry[] {
     ["Subject of 100,000 characters", `Subject: ${"S".repeat(100_000)}\r\n`],
     ["IDN and homoglyph sender", "From: =?utf-8?B?0JDQu9Cw0YDQvA==?= <alarm@xn--80ak6aa92e.test>\r\n"],
   ];
+  // The sender checks refuse an email with more than one From (a reader shows one, the checks might read
+  // another: RFC 5322 section 3.6 allows exactly one): rejected to review with that reason, by design.
+  const spoofRefused = new Set(["two From headers"]);
   for (const [title, extra] of injections) {
     const omit = ["Subject", "From", "Message-ID"].filter((h) => extra.toLowerCase().startsWith(`${h.toLowerCase()}:`));
-    const valid = !overLimits.has(title);
+    const valid = !overLimits.has(title) && !spoofRefused.has(title);
     add(
       "header-injection",
       title,
