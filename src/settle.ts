@@ -12,6 +12,27 @@ export interface EmailRefInMsg extends EmailRef {
 
 export interface EmailConnectorNode extends Node {
   settle(ref: EmailRef, outcome: Outcome): Promise<boolean>;
+  /** Present when the connector shares its mailbox with other gateways (shared mode). */
+  shared?: SharedConnector;
+}
+
+/** Whether an alarm whose email a shared connector holds may go on the wire now. */
+export type DeliveryClearance =
+  /** This gateway's claim on the email is current (its lease is fresh). */
+  | "yes"
+  /** Not sure now (lease not renewed lately, connector not running): keep the alarm, ask again. */
+  | "wait"
+  /** Another gateway took the email over (or won it in a tie-break): it raises the alarm, not us. */
+  | "lost";
+
+/**
+ * Shared mode: an email leaves its claim folder only when its alarm was ACKed. The line-driver
+ * calls hold() once the alarm is durable in its outbox (instead of settling "accepted"), asks
+ * mayDeliver() before each transmission, and settles "accepted" through settle() on the ACK.
+ */
+export interface SharedConnector {
+  hold(ref: EmailRef): Promise<boolean>;
+  mayDeliver(ref: EmailRef): DeliveryClearance;
 }
 
 const OUTCOMES: readonly Outcome[] = ["accepted", "rejected", "retry"];
