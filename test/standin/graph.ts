@@ -36,6 +36,12 @@ export interface GraphStandinOptions {
   usersWithoutMailbox?: string[];
   /** Authority host named in the WWW-Authenticate header of 401 answers. */
   authorityHost?: string;
+  /**
+   * How far the server's clock is ahead of this machine's (ms, may be negative): every time stamp it
+   * writes (createdDateTime, lastModifiedDateTime, receivedDateTime of new mail, the Date header) is
+   * on its own clock, as Exchange's is. Settable later through `clockOffsetMs`.
+   */
+  clockOffsetMs?: number;
 }
 
 export interface StoredMessage {
@@ -94,6 +100,10 @@ interface Folder {
 }
 
 interface MessageRecord extends StoredMessage {
+  /** The id a client sees with `Prefer: IdType="ImmutableId"`: kept across moves within the mailbox. */
+  immutableId: string;
+  /** Created by a client (POST .../messages) rather than delivered: a draft, wherever it is. */
+  isDraft: boolean;
   /** Change sequence of the last change (creation, flag change): delta tokens are positions in it. */
   seq: number;
   createdSeq: number;
@@ -210,7 +220,9 @@ const FOLDER_PROPERTIES = [
 const READ_ROLES = ["Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All"];
 const WRITE_ROLES = ["Mail.ReadWrite"];
 const USER_READ_ROLES = ["User.Read.All", "User.ReadWrite.All", "User.ReadBasic.All", "Directory.Read.All"];
-const ID_SHAPE = /^A[AQ]MkAD[A-Za-z0-9_-]+=*$/;
+const ID_SHAPE = /^(A[AQ]MkAD|AAkALgAAAAAAHYQ)[A-Za-z0-9_-]+=*$/;
+/** The shape of Exchange's immutable ids (restImmutableEntryId), which start like this. */
+const IMMUTABLE_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A";
 
 export class GraphStandin {
   host = "";
@@ -218,6 +230,8 @@ export class GraphStandin {
   readonly sent: SentMail[] = [];
   /** Max requests in flight at once for one mailbox seen so far (settable, e.g. reset to 0 between phases). */
   maxConcurrent = 0;
+  /** The server's clock minus this machine's, in ms (see the option of the same name). */
+  clockOffsetMs: number;
   private failure: GraphFailure | undefined;
   private failuresLeft = Number.POSITIVE_INFINITY;
   private server: Server | undefined;
@@ -228,6 +242,7 @@ export class GraphStandin {
   private readonly boxes = new Map<string, Mailbox>();
 
   constructor(private readonly options: GraphStandinOptions) {
+    this.clockOffsetMs = options.clockOffsetMs ?? 0;
     for (const address of options.mailboxes) this.boxes.set(address.toLowerCase(), this.newMailbox(address));
   }
 
@@ -267,7 +282,7 @@ export class GraphStandin {
     const box = this.mailbox(mailbox);
     const target = this.findFolder(box, opts.folder ?? "inbox");
     const bytes = typeof mime === "string" ? Buffer.from(mime, "utf8") : Buffer.from(mime);
-    const received = opts.receivedDateTime ? new Date(opts.receivedDateTime) : new Date();
+    const received = opts.receivedDateTime ? new Date(opts.receivedDateTime) : this.now();
     return publicCopy(this.store(box, target, bytes, { received, isRead: opts.isRead ?? false }));
   }
 
@@ -304,6 +319,11 @@ export class GraphStandin {
     const rec = box.messages.get(id);
     if (!rec) throw new Error(`no message ${id} in ${mailbox}`);
     this.relocate(box, rec, this.findFolder(box, "recoverableitemsdeletions"));
+  }
+
+  /** The server's own time. */
+  now(): Date {
+    return new Date(Date.now() + this.clockOffsetMs);
   }
 
   // ---- mailbox model ----
@@ -379,15 +399,24 @@ export class GraphStandin {
     box: Mailbox,
     folder: Folder,
     mime: Buffer,
-    how: { received: Date; isRead: boolean; conversationId?: string; categories?: string[] },
+    how: {
+      received: Date;
+      isRead: boolean;
+      conversationId?: string;
+      categories?: string[];
+      immutableId?: string;
+      isDraft?: boolean;
+    },
   ): MessageRecord {
     const headers = parseHeaders(mime);
     const header = (name: string) => headers.find((h) => h.name.toLowerCase() === name)?.value;
     const date = header("date") ? new Date(header("date")!) : undefined;
-    const now = isoSeconds(new Date());
+    const now = isoSeconds(this.now());
     box.seq += 1;
     const rec: MessageRecord = {
       id: exchangeId("AAMkAD"),
+      immutableId: how.immutableId ?? exchangeId(IMMUTABLE_PREFIX),
+      isDraft: how.isDraft ?? false,
       folderId: folder.id,
       mime,
       isRead: how.isRead,
@@ -408,8 +437,16 @@ export class GraphStandin {
     return rec;
   }
 
-  private update(box: Mailbox, rec: MessageRecord, changes: { isRead?: boolean; categories?: string[] }): void {
+  private update(
+    box: Mailbox,
+    rec: MessageRecord,
+    changes: { isRead?: boolean; categories?: string[]; subject?: string },
+  ): void {
     let changed = false;
+    if (changes.subject !== undefined && changes.subject !== rec.subject) {
+      rec.subject = changes.subject;
+      changed = true;
+    }
     if (changes.isRead !== undefined && changes.isRead !== rec.isRead) {
       rec.isRead = changes.isRead;
       changed = true;
@@ -422,7 +459,7 @@ export class GraphStandin {
     box.seq += 1;
     rec.seq = box.seq;
     rec.changeKey = changeKey();
-    rec.lastModifiedDateTime = isoSeconds(new Date());
+    rec.lastModifiedDateTime = isoSeconds(this.now());
   }
 
   /** Exchange moves by copying into the destination (new id) and removing the original. */
@@ -436,8 +473,11 @@ export class GraphStandin {
       isRead: rec.isRead,
       conversationId: rec.conversationId,
       categories: rec.categories,
+      immutableId: rec.immutableId,
+      isDraft: rec.isDraft,
     });
     moved.createdDateTime = rec.createdDateTime;
+    moved.subject = rec.subject;
     moved.parsed = rec.parsed;
     return moved;
   }
@@ -605,13 +645,15 @@ export class GraphStandin {
     }
     if (lower[0] === "mailfolders") {
       if (rest.length === 1) {
+        const top = this.folderByKey(box, "msgfolderroot")!;
+        if (method === "POST") return this.createFolder(ctx, box, top, `users('${box.address}')/mailFolders`);
         allow(method, "GET");
         this.requireRole(ctx, READ_ROLES);
-        const top = this.folderByKey(box, "msgfolderroot")!;
         return this.listFolders(ctx, box, top, `users('${box.address}')/mailFolders`);
       }
       const folder = this.folderFromUrl(box, rest[1]!);
       if (rest.length === 2) {
+        if (method === "DELETE") return this.deleteFolder(ctx, box, folder);
         allow(method, "GET");
         this.requireRole(ctx, READ_ROLES);
         return this.sendJson(ctx, 200, {
@@ -620,12 +662,15 @@ export class GraphStandin {
         });
       }
       if (lower[2] === "childfolders" && rest.length === 3) {
+        const context = `users('${box.address}')/mailFolders('${folder.id}')/childFolders`;
+        if (method === "POST") return this.createFolder(ctx, box, folder, context);
         allow(method, "GET");
         this.requireRole(ctx, READ_ROLES);
         return this.listFolders(ctx, box, folder, `users('${box.address}')/mailFolders('${folder.id}')/childFolders`);
       }
       if (lower[2] === "messages") {
         if (rest.length === 3) {
+          if (method === "POST") return this.createMessage(ctx, box, folder);
           allow(method, "GET");
           this.requireRole(ctx, READ_ROLES);
           return this.listMessages(ctx, box, folder);
@@ -640,6 +685,7 @@ export class GraphStandin {
     }
     if (lower[0] === "messages") {
       if (rest.length === 1) {
+        if (method === "POST") return this.createMessage(ctx, box, this.folderByKey(box, "drafts")!);
         allow(method, "GET");
         this.requireRole(ctx, READ_ROLES);
         return this.listMessages(ctx, box, undefined);
@@ -682,8 +728,14 @@ export class GraphStandin {
     throw new GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.");
   }
 
+  /**
+   * A message by its id. Exchange takes either format in a URL; an immutable id still names the item
+   * after it moved, a default id names only the item before its move (its copy has a new id).
+   */
   private messageFromUrl(box: Mailbox, id: string): MessageRecord {
-    const rec = box.messages.get(id);
+    const rec =
+      box.messages.get(id) ??
+      (id.startsWith(IMMUTABLE_PREFIX) ? [...box.messages.values()].find((m) => m.immutableId === id) : undefined);
     if (rec) return rec;
     if (ID_SHAPE.test(id))
       throw new GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.");
@@ -707,12 +759,13 @@ export class GraphStandin {
       if (method === "PATCH") {
         this.requireRole(ctx, WRITE_ROLES);
         const body = await readJson(ctx.req);
-        const changes: { isRead?: boolean; categories?: string[] } = {};
+        const changes: { isRead?: boolean; categories?: string[]; subject?: string } = {};
         for (const [k, v] of Object.entries(body ?? {})) {
           if (k === "isRead" && typeof v === "boolean") changes.isRead = v;
+          else if (k === "subject" && typeof v === "string") changes.subject = v;
           else if (k === "categories" && Array.isArray(v)) changes.categories = v.map(String);
           else if (k.startsWith("@odata.")) continue;
-          else if (k === "isRead" || k === "categories") {
+          else if (k === "isRead" || k === "categories" || k === "subject") {
             throw new GraphError(
               400,
               "RequestBodyRead",
@@ -767,7 +820,87 @@ export class GraphStandin {
     throw new GraphError(400, "BadRequest", `Resource not found for the segment '${rest[1]}'.`);
   }
 
+  /** The id format the request asked for: `Prefer: IdType="ImmutableId"` applies to that request only. */
+  private idFor(ctx: Ctx, rec: MessageRecord): string {
+    return (ctx.prefer.get("idtype") ?? "").replace(/"/g, "").toLowerCase() === "immutableid"
+      ? rec.immutableId
+      : rec.id;
+  }
+
+  /**
+   * POST .../mailFolders/{id}/messages (or /messages, into Drafts): a new message, a draft, written by the
+   * client; 201 with the message.
+   */
+  private async createMessage(ctx: Ctx, box: Mailbox, folder: Folder): Promise<void> {
+    this.requireRole(ctx, WRITE_ROLES);
+    const message = await readJson(ctx.req);
+    if (!message || typeof message !== "object" || Array.isArray(message)) {
+      throw new GraphError(400, "BadRequest", "Empty Payload. JSON content expected.");
+    }
+    const mime = buildMime(box.address, message);
+    const rec = this.store(box, folder, mime, { received: this.now(), isRead: true, isDraft: true });
+    const context = `https://${this.host}/v1.0/$metadata#users('${box.address}')/mailFolders('${folder.id}')/messages/$entity`;
+    return this.sendJson(ctx, 201, { "@odata.context": context, ...(await this.messageJson(ctx, box, rec)) });
+  }
+
   // ---- folders ----
+
+  /** POST .../childFolders {displayName}: 201, or 409 ErrorFolderExists when the parent has one of that name. */
+  private async createFolder(ctx: Ctx, box: Mailbox, parent: Folder, context: string): Promise<void> {
+    this.requireRole(ctx, WRITE_ROLES);
+    const body = await readJson(ctx.req);
+    const displayName = typeof body?.displayName === "string" ? body.displayName.trim() : "";
+    if (!displayName) {
+      throw new GraphError(400, "ErrorInvalidParameter", "The value of the parameter 'DisplayName' is empty.");
+    }
+    const clash = [...box.folders.values()].some(
+      (f) => f.parentFolderId === parent.id && f.displayName.toLowerCase() === displayName.toLowerCase(),
+    );
+    if (clash) throw new GraphError(409, "ErrorFolderExists", "A folder with the specified name already exists.");
+    const f: Folder = {
+      id: exchangeId("AQMkAD"),
+      displayName,
+      parentFolderId: parent.id,
+      isHidden: body?.isHidden === true,
+      tombstones: [],
+    };
+    box.folders.set(f.id, f);
+    return this.sendJson(ctx, 201, {
+      "@odata.context": `https://${this.host}/v1.0/$metadata#${context}/$entity`,
+      ...this.folderJson(box, f),
+    });
+  }
+
+  /**
+   * DELETE .../mailFolders/{id}: the folder, with what it holds, goes to Deleted Items (a soft delete, as in
+   * Outlook); a well-known folder cannot be deleted.
+   */
+  private deleteFolder(ctx: Ctx, box: Mailbox, folder: Folder): void {
+    this.requireRole(ctx, WRITE_ROLES);
+    if (folder.wellKnownName) {
+      throw new GraphError(403, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.");
+    }
+    const bin = this.folderByKey(box, "deleteditems")!;
+    let inBin = false;
+    for (let f: Folder | undefined = folder; f; f = box.folders.get(f.parentFolderId)) if (f === bin) inBin = true;
+    if (inBin) {
+      const doomed = new Set<string>([folder.id]);
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const f of box.folders.values()) {
+          if (!doomed.has(f.id) && doomed.has(f.parentFolderId)) {
+            doomed.add(f.id);
+            grew = true;
+          }
+        }
+      }
+      for (const id of doomed) box.folders.delete(id);
+      for (const m of [...box.messages.values()]) if (doomed.has(m.folderId)) box.messages.delete(m.id);
+    } else {
+      folder.parentFolderId = bin.id;
+    }
+    this.sendEmpty(ctx, 204);
+  }
 
   private folderJson(box: Mailbox, f: Folder, select?: string[]): Record<string, unknown> {
     const items = [...box.messages.values()].filter((m) => m.folderId === f.id);
@@ -825,7 +958,24 @@ export class GraphStandin {
     let items = [...box.messages.values()].filter((m) => (folder ? m.folderId === folder.id : !hidden.has(m.folderId)));
     const filter = ctx.url.searchParams.get("$filter");
     if (filter) items = items.filter(compileFilter(filter, MESSAGE_FILTER_FIELDS));
-    const order = (ctx.url.searchParams.get("$orderby") ?? "receivedDateTime desc").trim();
+    const orderBy = ctx.url.searchParams.get("$orderby");
+    // Exchange refuses a $filter with an $orderby whose properties do not lead the $filter, in order
+    // (learn.microsoft.com/graph/api/user-list-messages, "Using filter and orderby in the same query").
+    if (filter && orderBy) {
+      const sorted = orderBy.split(",").map((p) => p.trim().split(/\s+/)[0]!.toLowerCase());
+      const filtered = filter
+        .split(/\s+and\s+/i)
+        .map((c) => /^\s*(\w+)/.exec(c)?.[1]?.toLowerCase() ?? "")
+        .slice(0, sorted.length);
+      if (sorted.some((p, i) => filtered[i] !== p)) {
+        throw new GraphError(
+          400,
+          "InefficientFilter",
+          "The restriction or sort order is too complex for this operation.",
+        );
+      }
+    }
+    const order = (orderBy ?? "receivedDateTime desc").trim();
     const m = /^receivedDateTime(?:\s+(asc|desc))?$/i.exec(order);
     if (!m) throw new GraphError(400, "ErrorInvalidUrlQuery", "The query specified in the URL is not valid.");
     const dir = m[1]?.toLowerCase() === "asc" ? 1 : -1;
@@ -1015,7 +1165,7 @@ export class GraphStandin {
       isDeliveryReceiptRequested: () => false,
       isReadReceiptRequested: () => header("disposition-notification-to") !== undefined,
       isRead: () => rec.isRead,
-      isDraft: () => box.folders.get(rec.folderId)?.wellKnownName === "drafts",
+      isDraft: () => rec.isDraft || box.folders.get(rec.folderId)?.wellKnownName === "drafts",
       webLink: () =>
         `https://outlook.office365.com/owa/?ItemID=${encodeURIComponent(rec.id)}&exvsurl=1&viewmodel=ReadMessageItem`,
       inferenceClassification: () => "focused",
@@ -1030,7 +1180,7 @@ export class GraphStandin {
       flag: () => ({ flagStatus: "notFlagged" }),
       internetMessageHeaders: () => rec.headers,
     };
-    const out: Record<string, unknown> = { "@odata.etag": `W/"${rec.changeKey}"`, id: rec.id };
+    const out: Record<string, unknown> = { "@odata.etag": `W/"${rec.changeKey}"`, id: this.idFor(ctx, rec) };
     for (const p of MESSAGE_PROPERTIES.concat(SELECT_ONLY_PROPERTIES)) {
       if (wanted(p)) out[p] = values[p]!();
     }
@@ -1119,9 +1269,10 @@ export class GraphStandin {
 
   private baseHeaders(ctx: Ctx): Record<string, string> {
     const applied = [...ctx.prefer.keys()]
-      .filter((k) => k === "odata.maxpagesize" || k === "outlook.body-content-type")
-      .map((k) => `${k}=${ctx.prefer.get(k)}`);
+      .filter((k) => k === "odata.maxpagesize" || k === "outlook.body-content-type" || k === "idtype")
+      .map((k) => (k === "idtype" ? `IdType=${ctx.prefer.get(k)}` : `${k}=${ctx.prefer.get(k)}`));
     return {
+      Date: this.now().toUTCString(),
       "request-id": ctx.requestId,
       "client-request-id": ctx.clientRequestId,
       "x-ms-ags-diagnostic": JSON.stringify({ ServerInfo: { DataCenter: "Standin", Slice: "E", Ring: "1" } }),
@@ -1154,7 +1305,9 @@ export class GraphStandin {
   }
 
   private sendError(ctx: Ctx, err: GraphError): void {
-    const date = new Date().toISOString().replace(/\.\d+Z$/, "");
+    const date = this.now()
+      .toISOString()
+      .replace(/\.\d+Z$/, "");
     const text = JSON.stringify({
       error: {
         code: err.code,
