@@ -174,6 +174,51 @@ export function markdownNotes(results: ScenarioResult[]): string {
 }
 
 /**
+ * A full-size run of some scenarios, merged into an existing results document: their table rows
+ * and notes replace the earlier ones (others are kept), and a line above the table says which
+ * command and machine produced them.
+ */
+export function mergeResults(document: string, results: ScenarioResult[], provenance: string): string {
+  const lines = document.split("\n");
+  const numbers = new Set(results.map((r) => r.scenario));
+  const rowOf = (line: string) => Number(/^\|\s*(\d+)\s*\|/.exec(line)?.[1] ?? Number.NaN);
+  const newRows = new Map(
+    markdownTable(results)
+      .split("\n")
+      .slice(2)
+      .map((row) => [rowOf(row), row]),
+  );
+  const tableStart = lines.findIndex((l) => /^\|\s*#\s*\|/.test(l));
+  let tableEnd = tableStart + 2;
+  while (tableEnd < lines.length && lines[tableEnd]?.startsWith("|")) tableEnd++;
+  const rows = lines
+    .slice(tableStart + 2, tableEnd)
+    .filter((r) => !numbers.has(rowOf(r)))
+    .concat([...newRows.values()])
+    .sort((a, b) => rowOf(a) - rowOf(b));
+  const label = `Rows ${[...numbers].sort((a, b) => a - b).join(", ")}:`;
+  const header = lines.slice(0, tableStart).filter((l) => !l.startsWith(label));
+  while (header.length > 0 && header[header.length - 1] === "") header.pop();
+  header.push("", `${label} ${provenance}.`, "");
+  // Notes: one block per scenario, "- **N. title**" and its indented lines.
+  const notesAt = lines.findIndex((l) => l.startsWith("## Notes"));
+  const blocks = new Map<number, string[]>();
+  let current: string[] | undefined;
+  for (const line of notesAt >= 0 ? lines.slice(notesAt + 1) : []) {
+    const n = /^- \*\*(\d+)\. /.exec(line)?.[1];
+    if (n) blocks.set(Number(n), (current = [line]));
+    else if (line.startsWith("  ") && current) current.push(line);
+  }
+  for (const n of numbers) blocks.delete(n);
+  for (const block of markdownNotes(results).split(/\n(?=- \*\*)/)) {
+    const n = /^- \*\*(\d+)\. /.exec(block)?.[1];
+    if (n) blocks.set(Number(n), block.split("\n"));
+  }
+  const notes = [...blocks.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, b]) => b);
+  return [...header, lines[tableStart], lines[tableStart + 1], ...rows, "", "## Notes", "", ...notes, ""].join("\n");
+}
+
+/**
  * For the CI tests: a pass passes; a failure whose every cause waits for a reported fix outside
  * the harness is a TODO (shown, not failing the run); any other failure fails.
  */
