@@ -1,18 +1,20 @@
 // Node-RED adapter for the line-driver (SIA DC-09 or Sur-Gard): an alarm is accepted once it is in the
 // durable outbox, and only then is its email settled upstream; a pump delivers the outbox in
-// order to the receiver and reports each outcome on the output.
+// order to the receiver and reports each outcome on the output. An email of a shared connector
+// (several gateways on one mailbox) is held instead, and settled only on the receiver's ACK.
 import { join } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import type { AlarmEvent } from "./core/datamap";
 import { type Dc09Key, parseDc09Key } from "./core/dc09";
 import { type AlarmChannel, AlarmNotExpressibleError, type LineState } from "./core/delivery/channel";
 import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
-import { OutboxPump, type PumpOutcome } from "./core/delivery/outbox-pump";
+import { type Clearance, OutboxPump, type PumpOutcome, type PumpReport } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
-import { Outbox, type RefusedEntry } from "./core/outbox/outbox";
+import type { Outcome } from "./core/mail/mailbox-watcher";
+import { Outbox, type OutboxEntry, type RefusedEntry } from "./core/outbox/outbox";
 import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import { registerLineDriverTest } from "./line-driver-test";
-import { settleEmail, settlementOf } from "./settle";
+import { type EmailConnectorNode, type EmailRefInMsg, settleEmail, settlementOf } from "./settle";
 
 interface LineDriverDef extends NodeDef {
   protocol: "dc09" | "surgard";
@@ -70,7 +72,20 @@ interface QueuedAlarm {
   alarm: AlarmEvent;
   /** A trouble event about a refused alarm: its own refusal raises no further one. */
   trouble?: true;
+  /**
+   * The email of a shared connector, held (not settled) until the receiver ACKs the alarm. The ref
+   * is the one of the process that accepted it: after a restart the connector offers the email
+   * again under a new ref, which replaces it (in memory, see `held`).
+   */
+  email?: EmailRefInMsg;
 }
+
+/**
+ * How long an alarm whose email a shared connector held waits for that connector (gone after a
+ * redeploy, not yet started, or not offering the email again) before it is sent anyway: a
+ * possible duplicate with another gateway, never a lost alarm.
+ */
+const CONNECTOR_WAIT_MS = 10 * 60 * 1000;
 
 /**
  * What makes a second copy of an alarm a duplicate in the outbox: its email's Message-ID; for an
@@ -159,7 +174,9 @@ module.exports = (RED: NodeAPI) => {
       pump = new OutboxPump<QueuedAlarm>({
         outbox: o,
         deliver: (entry) => deliver(entry.payload, entry.id),
+        clearance,
         onOutcome: (entry, outcome) => {
+          settleHeld(entry, outcome);
           report(entry.payload.alarm, entry.id, outcome);
           if (outcome.kind === "failed" && !entry.payload.trouble) raiseTrouble(entry.payload.alarm, entry.id, outcome);
           showStatus();
@@ -241,8 +258,81 @@ module.exports = (RED: NodeAPI) => {
       return channel.deliver(body, id);
     }
 
-    function report(alarm: AlarmEvent, id: number, outcome: PumpOutcome): void {
+    /** Emails held for alarms not yet ACKed, by outbox id: the ref this process was given for each. */
+    const held = new Map<number, EmailRefInMsg>();
+    /** When an entry with a held email was first found without its connector able to fence it. */
+    const waitingSince = new Map<number, number>();
+
+    function sharedConnector(id: string): EmailConnectorNode | undefined {
+      const connector = RED.nodes.getNode(id) as EmailConnectorNode | null;
+      return connector?.shared ? connector : undefined;
+    }
+
+    /**
+     * The fence of shared mode: an alarm goes on the wire only while this gateway's claim on its email
+     * is current. An entry read back from disk (ref of an earlier process) waits for the connector to
+     * offer the email again, unless the connector still knows its ref (only the line-driver restarted).
+     */
+    function clearance(entry: OutboxEntry<QueuedAlarm>): Clearance {
+      const stored = entry.payload.email;
+      if (!stored) return "yes";
+      const ref = held.get(entry.id) ?? stored;
+      const connector = sharedConnector(ref.connector);
+      const answer = connector?.shared?.mayDeliver(ref);
+      if (held.has(entry.id) && answer) {
+        waitingSince.delete(entry.id);
+        return answer;
+      }
+      if (answer === "yes") {
+        held.set(entry.id, ref);
+        waitingSince.delete(entry.id);
+        return "yes";
+      }
+      // No connector now, or a ref that may be stale: "lost" is only believed once the email was not offered again in time.
+      const since = waitingSince.get(entry.id) ?? Date.now();
+      waitingSince.set(entry.id, since);
+      if (Date.now() - since < CONNECTOR_WAIT_MS) return "wait";
+      waitingSince.delete(entry.id);
+      if (answer === "lost") return "lost";
+      node.warn(
+        `alarm ${entry.payload.alarm.account}/${entry.payload.alarm.eventCode} (outbox id ${entry.id}) waited ` +
+          `${CONNECTOR_WAIT_MS / 60_000} min for email-connector ${ref.connector} to confirm its claim on the email; ` +
+          "sending it anyway (another gateway may raise it too)",
+      );
+      return "yes";
+    }
+
+    /** ACK: the held email is settled "accepted"; refused: "rejected" (review folder); taken over: not ours. */
+    function settleHeld(entry: OutboxEntry<QueuedAlarm>, outcome: PumpReport): void {
+      const stored = entry.payload.email;
+      if (!stored) return;
+      const ref = held.get(entry.id) ?? stored;
+      held.delete(entry.id);
+      waitingSince.delete(entry.id);
+      if (outcome.kind === "taken-over") return;
+      settleThrough(ref, outcome.kind === "delivered" ? "accepted" : "rejected", entry.id);
+    }
+
+    function settleThrough(ref: EmailRefInMsg, outcome: Outcome, id: number): void {
+      const connector = RED.nodes.getNode(ref.connector) as EmailConnectorNode | null;
+      // Connector gone (redeploy, restart): the email stays in its claim folder and is offered again; the dedupe settles it then.
+      if (!connector?.settle) return;
+      connector.settle(ref, outcome).catch((err: unknown) => {
+        node.warn(`email of outbox id ${id} not settled "${outcome}": ${String(err)}; it is offered again`);
+      });
+    }
+
+    function report(alarm: AlarmEvent, id: number, outcome: PumpReport): void {
       const seq = channel.protocol === "dc09" ? dc09Seq(id) : undefined;
+      if (outcome.kind === "taken-over") {
+        node.log(`alarm ${alarm.account}/${alarm.eventCode} (outbox id ${id}) taken over by another gateway`);
+        node.send({
+          topic: "taken-over",
+          payload: { status: "taken-over", protocol: channel.protocol, outboxId: id },
+          alarm,
+        } as never);
+        return;
+      }
       if (outcome.kind === "delivered") {
         const { via, address, sends, fallback } = outcome;
         const latencyMs = Math.round(outcome.latencyMs);
@@ -376,9 +466,18 @@ module.exports = (RED: NodeAPI) => {
         throw new Error(`alarm refused: ${err.message}`);
       }
       const box = await opened;
-      // Accepted = on disk. Only then is the email settled (marked read / moved) upstream.
+      const ref = settlementOf(msg)?.ref;
+      const shared = ref ? sharedConnector(ref.connector)?.shared : undefined;
+      // Accepted = on disk. Only then is the email settled (marked read / moved) upstream, or, shared, held.
+      let accepted: { id: number; duplicate: boolean };
       try {
-        await box.accept({ protocol: channel.protocol, body, alarm }, dedupeKey(alarm, msg));
+        const queued: QueuedAlarm = {
+          protocol: channel.protocol,
+          body,
+          alarm,
+          ...(shared && ref ? { email: ref } : {}),
+        };
+        accepted = await box.accept(queued, dedupeKey(alarm, msg));
       } catch (err) {
         // Not on disk: the email is not settled, so it stays unread and is offered again.
         const code =
@@ -391,10 +490,38 @@ module.exports = (RED: NodeAPI) => {
         outboxProblem = undefined;
         node.log("outbox writes again: accepting alarms");
       }
+      if (shared && ref) {
+        await holdShared(shared, ref, accepted, box);
+        showStatus();
+        return;
+      }
       // Durable now: delivery need not wait for the connector to record its settlement.
       pump?.wake();
       await settleEmail(RED, msg, "accepted");
       showStatus();
+    }
+
+    /**
+     * The same email offered again (the connector restarted, a redeploy) finds its alarm ACKed (settle now),
+     * refused (to review) or still queued: then the new ref replaces the old one and is held in its place.
+     */
+    async function holdShared(
+      shared: NonNullable<EmailConnectorNode["shared"]>,
+      ref: EmailRefInMsg,
+      accepted: { id: number; duplicate: boolean },
+      box: Outbox<QueuedAlarm>,
+    ): Promise<void> {
+      const state = accepted.duplicate ? box.stateOf(accepted.id) : "pending";
+      if (state !== "pending") {
+        settleThrough(ref, state === "done" ? "accepted" : "rejected", accepted.id);
+        return;
+      }
+      held.set(accepted.id, ref);
+      waitingSince.delete(accepted.id);
+      pump?.wake();
+      // An ACK faster than hold() settles first: then hold() has nothing left to hold, rightly.
+      if (!(await shared.hold(ref)) && box.stateOf(accepted.id) === "pending")
+        node.warn(`email of outbox id ${accepted.id} could not be held: its connector no longer has it`);
     }
 
     node.on("close", (done: () => void) => {

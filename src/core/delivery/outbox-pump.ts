@@ -1,5 +1,6 @@
 // Delivers a durable outbox in order through a transmitter, one alarm at a time, and records
-// each outcome before reporting it. Knows nothing of Node-RED or of the wire protocol.
+// each outcome before reporting it. Knows nothing of Node-RED or of the wire protocol; a fence
+// (shared mode) may hold an entry back or tell that another gateway delivers it.
 import type { Outbox, OutboxEntry, OutboxOutcome } from "../outbox/outbox";
 
 /**
@@ -10,11 +11,20 @@ export type PumpOutcome =
   | { kind: "delivered"; via: string; address: string; latencyMs: number; sends: number; fallback?: string }
   | { kind: "failed"; via: string; address: string; reason: string; answer?: string };
 
+/** What onOutcome hears: a delivery's outcome, or "taken-over": not sent, the fence said another gateway raises it. */
+export type PumpReport = PumpOutcome | { kind: "taken-over" };
+
+/** What the fence says of one entry: send it, pass over it for now, or drop it as delivered elsewhere. */
+export type Clearance = "yes" | "wait" | "lost";
+
+/** How the outbox records an entry that another gateway took over: done, like a delivered one. */
+export const TAKEN_OVER_DETAIL = "taken over by another gateway";
+
 export interface PumpOptions<T> {
   outbox: Outbox<T>;
   /** Sends one entry until it is acknowledged or refused; rejects only when stopped. */
   deliver(entry: OutboxEntry<T>): Promise<PumpOutcome>;
-  onOutcome(entry: OutboxEntry<T>, outcome: PumpOutcome): void;
+  onOutcome(entry: OutboxEntry<T>, outcome: PumpReport): void;
   onError(message: string): void;
   /** Pause after a failure to record an outcome (disk trouble). */
   retryPauseMs?: number;
@@ -24,6 +34,13 @@ export interface PumpOptions<T> {
    * a kill -9.
    */
   maxUnrecorded?: number;
+  /**
+   * Asked right before an entry is sent (default: always "yes"). "wait" passes over the entry (the
+   * ones behind it go on) and asks again after `waitRetryMs`; "lost" finishes it unsent.
+   */
+  clearance?(entry: OutboxEntry<T>): Clearance;
+  /** Default 1000 ms. */
+  waitRetryMs?: number;
 }
 
 export class OutboxPump<T> {
@@ -32,6 +49,9 @@ export class OutboxPump<T> {
   private running: Promise<void> | undefined;
   /** Delivered entries whose outcome is being written: the next one goes out meanwhile. */
   private readonly finishing = new Set<number>();
+  /** Entries the fence told to wait: passed over until the retry timer clears them all. */
+  private readonly waiting = new Set<number>();
+  private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: PumpOptions<T>) {}
 
@@ -46,6 +66,7 @@ export class OutboxPump<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.waitTimer);
     this.wakeUp?.();
     await this.running;
   }
@@ -68,7 +89,7 @@ export class OutboxPump<T> {
    * is retried, after a pause; the entry stays in `finishing` (not sent again) and counts against
    * the window, which stops delivery until the disk takes writes again. A kill meanwhile repeats it.
    */
-  private finishFailed(entry: OutboxEntry<T>, outcome: PumpOutcome, record: OutboxOutcome, err: unknown): void {
+  private finishFailed(entry: OutboxEntry<T>, outcome: PumpReport, record: OutboxOutcome, err: unknown): void {
     this.opts.onError(`outbox: outcome of alarm ${entry.id} not recorded (${String(err)}); retrying`);
     const retry = () => {
       if (this.stopped) return;
@@ -89,31 +110,31 @@ export class OutboxPump<T> {
   private async run(): Promise<void> {
     const { outbox } = this.opts;
     while (!this.stopped) {
-      const entry = this.finishing.size < (this.opts.maxUnrecorded ?? 4) ? outbox.peek(this.finishing) : undefined;
+      // Without waiting entries (always, outside shared mode) the skip set is `finishing` itself: no copy per alarm.
+      const skip = this.waiting.size === 0 ? this.finishing : new Set([...this.finishing, ...this.waiting]);
+      const entry = this.finishing.size < (this.opts.maxUnrecorded ?? 4) ? outbox.peek(skip) : undefined;
       if (!entry) {
         await new Promise<void>((resolve) => {
           this.wakeUp = resolve;
         });
         continue;
       }
-      let outcome: PumpOutcome;
-      try {
-        outcome = await this.opts.deliver(entry);
-      } catch {
-        if (this.stopped) return;
-        throw new Error("delivery failed unexpectedly");
+      const clearance = this.opts.clearance?.(entry) ?? "yes";
+      if (clearance === "wait") {
+        this.passOver(entry.id);
+        continue;
       }
-      const at = Date.now();
-      const record: OutboxOutcome =
-        outcome.kind === "delivered"
-          ? { kind: "delivered", at, detail: outcome.address }
-          : {
-              kind: "refused",
-              at,
-              reason: outcome.reason,
-              ...(outcome.answer === undefined ? {} : { answer: outcome.answer }),
-              ...(outcome.address ? { detail: `${outcome.via} ${outcome.address}` } : {}),
-            };
+      let outcome: PumpReport;
+      if (clearance === "lost") outcome = { kind: "taken-over" };
+      else {
+        try {
+          outcome = await this.opts.deliver(entry);
+        } catch {
+          if (this.stopped) return;
+          throw new Error("delivery failed unexpectedly");
+        }
+      }
+      const record = recordOf(outcome, Date.now());
       this.finishing.add(entry.id);
       outbox.finish(entry.id, record).then(
         () => {
@@ -124,5 +145,31 @@ export class OutboxPump<T> {
         (err: unknown) => this.finishFailed(entry, outcome, record, err),
       );
     }
+  }
+
+  private passOver(id: number): void {
+    this.waiting.add(id);
+    this.waitTimer ??= setTimeout(() => {
+      this.waitTimer = undefined;
+      this.waiting.clear();
+      this.wake();
+    }, this.opts.waitRetryMs ?? 1000);
+  }
+}
+
+function recordOf(outcome: PumpReport, at: number): OutboxOutcome {
+  switch (outcome.kind) {
+    case "delivered":
+      return { kind: "delivered", at, detail: outcome.address };
+    case "taken-over":
+      return { kind: "delivered", at, detail: TAKEN_OVER_DETAIL };
+    case "failed":
+      return {
+        kind: "refused",
+        at,
+        reason: outcome.reason,
+        ...(outcome.answer === undefined ? {} : { answer: outcome.answer }),
+        ...(outcome.address ? { detail: `${outcome.via} ${outcome.address}` } : {}),
+      };
   }
 }

@@ -250,6 +250,12 @@ export class Outbox<T> {
     });
   }
 
+  /** Where an entry accept() returned is now: still to be delivered, refused, or done. */
+  stateOf(id: number): "pending" | "refused" | "done" {
+    if (this.entries.has(id)) return "pending";
+    return this.refused.has(id) ? "refused" : "done";
+  }
+
   /** Refused entries, oldest refusal first. */
   refusedEntries(): RefusedEntry<T>[] {
     return [...this.refused.values()].map((e) => ({ ...e }));
