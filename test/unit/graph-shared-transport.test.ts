@@ -172,11 +172,17 @@ describe("GraphSharedTransport against the Graph stand-in", () => {
       listedA.map((c) => c.key),
     );
     g.maxConcurrent = 0;
-    const [wonA, wonB] = await Promise.all([a.claim(listedA.map((c) => c.id)), b.claim(listedB.map((c) => c.id))]);
+    const movesFrom = g.requests.length;
+    // B works through the list in another order, so that the two meet somewhere in it
+    const orderB = listedB.map((c) => c.id).sort(() => Math.random() - 0.5);
+    const [wonA, wonB] = await Promise.all([a.claim(listedA.map((c) => c.id)), b.claim(orderB)]);
+    const moves = g.requests.slice(movesFrom).filter((r) => r.method === "POST" && r.path.endsWith("/move"));
+    // every email was moved by both: once with 201, once (by the later one) with 404 ErrorItemNotFound
+    assert.equal(moves.filter((r) => r.status === 201).length, 200);
+    assert.equal(moves.filter((r) => r.status === 404).length, 200);
     const both = [...wonA.keys()].filter((id) => wonB.has(id));
     assert.deepEqual(both, [], "no email claimed by both");
     assert.equal(wonA.size + wonB.size, 200, "every email claimed by one of them");
-    assert.ok(wonA.size > 0 && wonB.size > 0, `both won some (${wonA.size} / ${wonB.size})`);
     assert.equal(folder("inbox").length, 0);
     const inA = folder(`${BASE}/gw-a`).map((m) => m.id);
     const inB = folder(`${BASE}/gw-b`).map((m) => m.id);
@@ -325,6 +331,14 @@ describe("GraphSharedTransport against the Graph stand-in", () => {
     for (const id of won.values()) assert.equal(await dead.settle(id, { kind: "seen" }), false);
     // releasing again (two live peers at once) finds nothing to do
     assert.equal(await live.release("gw-dead"), 0);
+    // it was not dead after all: its next renewal finds its lease gone, and it claims into a new folder
+    await dead.renewLease("gw-dead", "n1");
+    assert.ok(dead.logs.some((l) => l.includes("taken for dead")));
+    deliver("four");
+    const four = folder("inbox").find((m) => m.subject === "four")!;
+    assert.equal((await dead.claim([four.id])).size, 1);
+    assert.deepEqual(subjects(`${BASE}/gw-dead`), ["four"], "claimed into <base>/gw-dead, not into Deleted Items");
+    assert.deepEqual((await live.listInstances()).sort(), ["gw-dead", "gw-live"]);
     await assert.rejects(live.release("gw-live"));
   });
 

@@ -122,9 +122,7 @@ export class GraphSharedTransport implements SharedTransport {
     this.instance = name;
     try {
       this.watchedId = await this.folderIdOf(this.opts.folder);
-      this.baseId = await this.ensureFolder("msgfolderroot", this.baseName);
-      this.leasesId = await this.ensureFolder(this.baseId, LEASES_FOLDER);
-      this.claimId = await this.ensureFolder(this.baseId, name);
+      await this.ensureFolders();
     } catch (err) {
       if (
         err instanceof GraphApiError &&
@@ -206,7 +204,7 @@ export class GraphSharedTransport implements SharedTransport {
   }
 
   async listClaimed(instance: string): Promise<ClaimedItem[]> {
-    const folderId = instance === this.instance ? this.claimId : await this.childId(this.baseId, instance);
+    const folderId = instance === this.instance ? this.claimId : await this.childId(this.baseId, instance, false);
     if (!folderId) return [];
     const items = await this.listAll<Listed>(`${this.folderPath(folderId)}/messages`, {
       $select: "id,internetMessageId",
@@ -280,7 +278,7 @@ export class GraphSharedTransport implements SharedTransport {
 
   async release(instance: string): Promise<number> {
     if (instance === this.instance) throw new Error("a gateway does not release its own claim folder");
-    const folderId = await this.childId(this.baseId, instance);
+    const folderId = await this.childId(this.baseId, instance, false);
     let moved = 0;
     let empty = true;
     if (folderId) {
@@ -314,7 +312,6 @@ export class GraphSharedTransport implements SharedTransport {
       } catch (err) {
         if (!(err instanceof GraphApiError && err.itemNotFound)) throw err;
       }
-      this.folderIds.delete(`${this.baseId}/${instance.toLowerCase()}`);
     } else if (folderId) {
       this.opts.log("warn", `claim folder of ${instance} kept: emails keep arriving in it`);
     }
@@ -338,7 +335,14 @@ export class GraphSharedTransport implements SharedTransport {
         return serverTime(renewed);
       } catch (err) {
         if (!(err instanceof GraphApiError && err.itemNotFound)) throw err;
-        this.leaseItems.delete(key); // deleted by a peer that took us for dead, or by hand: write it anew
+        // Deleted by a peer that took us for dead (or by hand): that peer deleted our claim folder too,
+        // and its old id now names a folder in Deleted Items. Claim into a live one, then lease anew.
+        this.leaseItems.delete(key);
+        this.opts.log(
+          "warn",
+          `lease of ${instance} was deleted (taken for dead?): claim folder and lease written anew`,
+        );
+        await this.ensureFolders();
       }
     }
     const created = await this.api.post<Listed>(
@@ -391,6 +395,14 @@ export class GraphSharedTransport implements SharedTransport {
   }
 
   // ---- Graph plumbing ----
+
+  /** The coordination folder, Leases and our claim folder, looked up afresh and created when missing. */
+  private async ensureFolders(): Promise<void> {
+    this.folderIds.clear();
+    this.baseId = await this.ensureFolder("msgfolderroot", this.baseName);
+    this.leasesId = await this.ensureFolder(this.baseId, LEASES_FOLDER);
+    this.claimId = await this.ensureFolder(this.baseId, this.instance);
+  }
 
   private get call(): CallOptions {
     return { signal: this.abort.signal, mailbox: this.opts.mailbox };
@@ -449,10 +461,13 @@ export class GraphSharedTransport implements SharedTransport {
     return id;
   }
 
-  /** A child folder by display name (null parent: the top of the mailbox); null when there is none. */
-  private async childId(parentId: string | null, displayName: string): Promise<string | null> {
+  /**
+   * A child folder by display name (null parent: the top of the mailbox); null when there is none.
+   * A peer's claim folder is never cached: it is deleted on release and may be made anew.
+   */
+  private async childId(parentId: string | null, displayName: string, cache = true): Promise<string | null> {
     const cacheKey = `${parentId ?? ""}/${displayName.toLowerCase()}`;
-    const cached = this.folderIds.get(cacheKey);
+    const cached = cache ? this.folderIds.get(cacheKey) : undefined;
     if (cached) return cached;
     const base = `${userPath(this.opts.mailbox)}/mailFolders`;
     const path = parentId === null ? base : `${base}/${segment(parentId)}/childFolders`;
@@ -470,7 +485,7 @@ export class GraphSharedTransport implements SharedTransport {
     }
     const id = found[0]?.id;
     if (typeof id !== "string") return null;
-    this.folderIds.set(cacheKey, id);
+    if (cache) this.folderIds.set(cacheKey, id);
     return id;
   }
 
