@@ -1,6 +1,7 @@
 // Node-RED adapter for the email-connector node: one watcher per node (IMAP or Microsoft Graph,
 // same semantics), one message per email, settlement through the node's input or by data-map /
-// line-driver (see settle.ts).
+// line-driver (see settle.ts). Shared mode (several gateways on one mailbox) runs the
+// SharedMailboxWatcher over a shared transport instead, and offers the line-driver hold/mayDeliver.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,8 +17,10 @@ import {
 } from "./core/mail/mailbox-watcher";
 import { ProgressStore, type ServerAction } from "./core/mail/progress-store";
 import { REQUIRED_ROLES, type ResourceKind } from "./core/oauth/cloud";
+import type { SharedWatcherState } from "./core/shared/shared-watcher";
+import { DEFAULT_COORDINATION_FOLDER, type SharedTransport } from "./core/shared/transport";
 import type { O365OAuthConfigNode, TokenUser } from "./o365-oauth-config";
-import { type EmailConnectorNode, type EmailRefInMsg, settlementOf } from "./settle";
+import { type DeliveryClearance, type EmailConnectorNode, type EmailRefInMsg, settlementOf } from "./settle";
 
 interface EmailConnectorDef extends NodeDef {
   oauth: string;
@@ -34,6 +37,10 @@ interface EmailConnectorDef extends NodeDef {
   pollInterval: string | number;
   maxInMemoryMB: string | number;
   caFile: string;
+  /** Share this mailbox with other gateways (claim folders, leases, settle on ACK); absent in older flows: off. */
+  shared?: boolean;
+  /** Shared mode's coordination folder at the top of the mailbox. */
+  sharedFolder?: string;
 }
 
 /** One watcher per mailbox folder in this Node-RED: two would process the same email twice. */
@@ -76,6 +83,7 @@ module.exports = (RED: NodeAPI) => {
       }
     }
     const userDir = RED.settings.userDir ?? process.cwd();
+    const nodeId = this.id;
     const common = {
       folder,
       take: def.take === "new" ? ("new" as const) : ("unseen" as const),
@@ -91,7 +99,7 @@ module.exports = (RED: NodeAPI) => {
         const payload = { uid: ref.uid, ...email, receivedAt };
         this.send({ topic: email.subject, payload: email.text, email: payload, emailRef } as never);
       },
-      onState: (state: GraphWatcherState) => this.status(statusOf(state, folder)),
+      onState: (state: GraphWatcherState | SharedWatcherState) => this.status(statusOf(state, folder)),
       log: (level: "info" | "warn" | "error", message: string) =>
         level === "info" ? this.log(message) : level === "warn" ? this.warn(message) : this.error(message),
     };
@@ -104,8 +112,9 @@ module.exports = (RED: NodeAPI) => {
       renewAfterRejection: (rejected: string) =>
         config.renewAfterRejection(resource, rejected, role).then((t) => t.token),
     };
-    const watcher: Watcher =
-      transport === "graph"
+    const watcher: Watcher = def.shared
+      ? sharedWatcher()
+      : transport === "graph"
         ? new (loadGraph().GraphMailboxWatcher)({
             ...common,
             host: serverHost,
@@ -124,8 +133,43 @@ module.exports = (RED: NodeAPI) => {
             tokens,
             store: new ProgressStore(progressFile),
           });
+    /** One SharedMailboxWatcher over the transport's shared flavour; its instance id survives restarts (identityDir). */
+    function sharedWatcher(): Watcher & Required<Pick<Watcher, "hold" | "mayDeliver">> {
+      const baseFolder = def.sharedFolder?.trim() || DEFAULT_COORDINATION_FOLDER;
+      const sharedTransport: SharedTransport =
+        transport === "graph"
+          ? new (loadShared().graph.GraphSharedTransport)({
+              host: serverHost,
+              mailbox,
+              folder,
+              baseFolder,
+              tokens,
+              ca,
+              pollIntervalMs: seconds(def.graphPoll, 5) * 1000,
+              log: common.log,
+            })
+          : new (loadShared().imap.ImapSharedTransport)({
+              endpoint: { host: host ?? "", port: Number(portText ?? 993) || 993, mailbox, ca },
+              tokens,
+              folder,
+              baseFolder,
+              commandTimeoutMs: 60_000,
+              log: common.log,
+            });
+      const { take: _take, folder: _folder, ...rest } = common;
+      return new (loadShared().watcher.SharedMailboxWatcher)({
+        ...rest,
+        transport: sharedTransport,
+        identityDir: join(userDir, "alarm-gateway", "shared-identity", nodeId),
+        pollIntervalMs: seconds(def.pollInterval, 60) * 1000,
+      });
+    }
     config.register(this, resource);
     this.settle = (ref: EmailRef, outcome: Outcome) => watcher.settle(ref, outcome);
+    const { hold, mayDeliver } = watcher;
+    if (hold && mayDeliver) {
+      this.shared = { hold: (ref) => hold.call(watcher, ref), mayDeliver: (ref) => mayDeliver.call(watcher, ref) };
+    }
     watcher.start();
 
     this.on("input", (msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) => {
@@ -158,6 +202,19 @@ function checkDef(def: EmailConnectorDef, config: O365OAuthConfigNode | null): s
   if (def.onAccepted === "move" && def.moveFolder?.trim() === (def.folder?.trim() || "INBOX")) {
     problems.push("the folder for processed emails must differ from the watched folder");
   }
+  if (def.shared) {
+    // Claims are moves of unread emails out of the watched folder: "new since start" would differ per gateway.
+    if (def.take === "new") problems.push('a shared mailbox needs "Take: unread emails", not "new since start"');
+    const base = def.sharedFolder?.trim() || DEFAULT_COORDINATION_FOLDER;
+    if (/[/\\]/.test(base)) problems.push("the coordination folder is a top-level folder: no / or \\ in its name");
+    const watched = (def.folder?.trim() || "INBOX").toLowerCase();
+    if (
+      [watched, def.moveFolder?.trim().toLowerCase(), def.reviewFolder?.trim().toLowerCase()].includes(
+        base.toLowerCase(),
+      )
+    )
+      problems.push("the coordination folder must differ from the watched, processed and review folders");
+  }
   return problems;
 }
 
@@ -181,14 +238,41 @@ function loadGraph(): typeof import("./core/graph/graph-mailbox-watcher") {
   return require("./core/graph/graph-mailbox-watcher");
 }
 
-/** What the node needs of a watcher, whichever transport it uses. */
+/** Shared mode's classes, loaded only by a shared node (and Graph's only with Graph). */
+function loadShared() {
+  return {
+    get watcher(): typeof import("./core/shared/shared-watcher") {
+      return require("./core/shared/shared-watcher");
+    },
+    get imap(): typeof import("./core/shared/imap-shared-transport") {
+      return require("./core/shared/imap-shared-transport");
+    },
+    get graph(): typeof import("./core/shared/graph-shared-transport") {
+      return require("./core/shared/graph-shared-transport");
+    },
+  };
+}
+
+/** What the node needs of a watcher, whichever transport it uses; hold and mayDeliver in shared mode only. */
 interface Watcher {
   start(): void;
   stop(): Promise<void>;
   settle(ref: EmailRef, outcome: Outcome): Promise<boolean>;
+  hold?(ref: EmailRef): Promise<boolean>;
+  mayDeliver?(ref: EmailRef): DeliveryClearance;
 }
 
-function statusOf(state: GraphWatcherState, folder: string) {
+function statusOf(state: GraphWatcherState | SharedWatcherState, folder: string) {
+  if (state.kind === "watching" && "shared" in state && state.shared) {
+    const { live, holding } = state.shared;
+    return {
+      fill: "green",
+      shape: "dot",
+      text:
+        `shared by ${live} gateway${live === 1 ? "" : "s"}, ${state.inFlight} in flight` +
+        `${holding > 0 ? `, ${holding} awaiting ACK` : ""}`,
+    } as const;
+  }
   switch (state.kind) {
     case "throttled":
       return {
