@@ -301,7 +301,7 @@ describe("GraphSharedTransport against the Graph stand-in", () => {
     assert.deepEqual(subjects(`${BASE}/gw-a`), []);
   });
 
-  it("release: a dead peer's emails go back unread, its lease items and claim folder go", async () => {
+  it("release: a dead peer's emails go back unread, its lease items go, its folder stays", async () => {
     await standin();
     for (const s of ["one", "two", "three"]) deliver(s);
     const dead = transport();
@@ -320,8 +320,9 @@ describe("GraphSharedTransport against the Graph stand-in", () => {
       folder("inbox").every((m) => !m.isRead),
       "released emails are unread again",
     );
-    assert.throws(() => graph!.folderId(MAILBOX, `${BASE}/gw-dead`), /no folder/);
-    assert.deepEqual(await live.listInstances(), ["gw-live"]);
+    // The folder stays (a late claim into a deleted folder would vanish with it), empty and leaseless.
+    assert.deepEqual(subjects(`${BASE}/gw-dead`), []);
+    assert.deepEqual((await live.listInstances()).sort(), ["gw-dead", "gw-live"]);
     assert.deepEqual(
       (await live.readLeases()).map((l) => l.instance),
       ["gw-live"],
@@ -331,13 +332,13 @@ describe("GraphSharedTransport against the Graph stand-in", () => {
     for (const id of won.values()) assert.equal(await dead.settle(id, { kind: "seen" }), false);
     // releasing again (two live peers at once) finds nothing to do
     assert.equal(await live.release("gw-dead"), 0);
-    // it was not dead after all: its next renewal finds its lease gone, and it claims into a new folder
+    // it was not dead after all: its next renewal finds its lease gone and writes a new one
     await dead.renewLease("gw-dead", "n1");
     assert.ok(dead.logs.some((l) => l.includes("taken for dead")));
     deliver("four");
     const four = folder("inbox").find((m) => m.subject === "four")!;
     assert.equal((await dead.claim([four.id])).size, 1);
-    assert.deepEqual(subjects(`${BASE}/gw-dead`), ["four"], "claimed into <base>/gw-dead, not into Deleted Items");
+    assert.deepEqual(subjects(`${BASE}/gw-dead`), ["four"], "claimed into <base>/gw-dead");
     assert.deepEqual((await live.listInstances()).sort(), ["gw-dead", "gw-live"]);
     await assert.rejects(live.release("gw-live"));
   });

@@ -306,15 +306,10 @@ export class GraphSharedTransport implements SharedTransport {
         if (!(err instanceof GraphApiError && err.itemNotFound)) throw err;
       }
     }
-    if (folderId && empty) {
-      try {
-        await this.api.delete(this.folderPath(folderId), this.call);
-      } catch (err) {
-        if (!(err instanceof GraphApiError && err.itemNotFound)) throw err;
-      }
-    } else if (folderId) {
-      this.opts.log("warn", `claim folder of ${instance} kept: emails keep arriving in it`);
-    }
+    // The folder itself stays: a gateway taken for dead may still have a move into it in flight, and
+    // deleting the folder would take that email with it (to Deleted Items, out of every gateway's sight).
+    // An empty folder without a lease costs one listing per round; a person may delete it.
+    if (folderId && !empty) this.opts.log("warn", `claim folder of ${instance} still fills: released again next round`);
     if (moved > 0) this.opts.log("info", `released ${moved} email(s) held by gateway ${instance}`);
     return moved;
   }

@@ -95,7 +95,9 @@ export interface SharedTransport {
   discard(id: string): Promise<void>;
   /**
    * A peer's lease expired: moves every email of its claim folder back into the watched folder
-   * (unread), then deletes its lease items and its claim folder. Returns how many were moved.
+   * (unread), then deletes its lease items. The folder stays: a gateway wrongly taken for dead may
+   * have a claim into it in flight, and deleting a folder deletes (IMAP) or hides (Graph: Deleted
+   * Items) what it holds. Returns how many emails were moved.
    */
   release(instance: string): Promise<number>;
 
