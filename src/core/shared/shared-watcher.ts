@@ -27,7 +27,7 @@ import { Pause } from "../pause";
 import { loadOrCreateIdentity, renewIdentity } from "./identity";
 import { sameMembers, viewLeases } from "./lease-view";
 import { ownerOf } from "./partition";
-import type { SharedTransport } from "./transport";
+import type { ClaimedItem, SharedTransport } from "./transport";
 
 export interface SharedWatcherOptions {
   transport: SharedTransport;
@@ -169,7 +169,10 @@ export class SharedMailboxWatcher {
   async stop(): Promise<void> {
     if (this.stopped) return;
     // Settlements due soon are carried out first: else the email is offered again after a restart.
-    if (this.connected) await this.flushSettlements(true).catch(() => undefined);
+    if (this.connected) {
+      await this.checking;
+      await this.flushSettlements(true).catch(() => undefined);
+    }
     this.stopped = true;
     clearInterval(this.redeliverTimer);
     this.endSession("stopped");
@@ -472,8 +475,17 @@ export class SharedMailboxWatcher {
     const due = this.pendingSettlements.filter((p) => ignoreDelay || p.notBefore <= now);
     for (const p of due) {
       if (!this.connected) return;
-      const found = await this.opts.transport.settle(p.claim.claimedId, p.action);
-      this.pendingSettlements.splice(this.pendingSettlements.indexOf(p), 1);
+      const at = this.pendingSettlements.indexOf(p);
+      if (at < 0) continue; // carried out meanwhile (stop() flushes beside a round)
+      this.pendingSettlements.splice(at, 1);
+      let found: boolean;
+      try {
+        found = await this.opts.transport.settle(p.claim.claimedId, p.action);
+      } catch (err) {
+        // Still in the claim folder: tried again on the next round (a crash offers it again instead).
+        this.pendingSettlements.push(p);
+        throw err;
+      }
       this.forget(p.claim);
       if (!found) {
         this.opts.log(
@@ -566,9 +578,16 @@ export class SharedMailboxWatcher {
     const lower = [...new Set([...this.live, ...this.folders])].filter((p) => p < this.me);
     const theirs = new Map<string, string>();
     for (const peer of lower) {
-      for (const item of await this.opts.transport.listClaimed(peer)) {
-        if (item.messageId) theirs.set(item.messageId, peer);
+      let items: ClaimedItem[];
+      try {
+        items = await this.opts.transport.listClaimed(peer);
+      } catch (err) {
+        // Undecided is not emitted: the check is made again shortly (a peer's folder may be mid-release).
+        this.opts.log("warn", `cannot list the claim folder of ${peer}: ${describe(err)}; tie-break delayed`);
+        this.wakeAt(now + this.tieBreakMs);
+        return;
       }
+      for (const item of items) if (item.messageId) theirs.set(item.messageId, peer);
     }
     for (const claim of due) {
       if (!own.has(claim.claimedId)) {
