@@ -2,6 +2,7 @@
 // claims, settlements, release of a dead peer, leases stamped by the server's clock, and the race
 // of two gateways claiming the same emails at once. Dovecot's rawlog shows what was sent.
 import assert from "node:assert/strict";
+import { type AddressInfo, connect as connectTcp, createServer, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ImapFlow } from "imapflow";
@@ -22,10 +23,10 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
   const open: ImapSharedTransport[] = [];
   const logged: string[] = [];
 
-  function transport(more: { commandTimeoutMs?: number } = {}): ImapSharedTransport {
+  function transport(more: { commandTimeoutMs?: number; port?: number } = {}): ImapSharedTransport {
     const [host, port] = stack.outlookHost.split(":");
     const t = new ImapSharedTransport({
-      endpoint: { host: host ?? "", port: Number(port), mailbox: MAILBOX, ca: stack.tenant.certs.ca },
+      endpoint: { host: host ?? "", port: more.port ?? Number(port), mailbox: MAILBOX, ca: stack.tenant.certs.ca },
       tokens,
       folder: WATCHED,
       commandTimeoutMs: more.commandTimeoutMs ?? 20_000,
@@ -159,6 +160,11 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     assert.ok(!(await live.readLeases()).some((l) => l.instance === "gw-dead"));
     assert.deepEqual(await live.listClaimed("gw-dead"), [], "a vanished folder lists nothing");
     console.log(`# release: the released gateway's own connection ${closed.length ? "was closed" : "stayed open"}`);
+    // The released gateway, still alive, notices at its next claim: its folder is gone.
+    await stack.dovecot.append(MAILBOX, alarmEmail("After release"), { folder: WATCHED });
+    const late = (await dead.listWatched(10)).map((c) => c.id);
+    await assert.rejects(dead.claim(late), /was deleted/);
+    assert.equal(closed.length, 1, "reported once through onClosed");
     // Clean up for the next tests.
     const all = await live.claim((await live.listWatched(10)).map((c) => c.id));
     for (const id of all.values()) await live.discard(id);
@@ -268,6 +274,28 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
   });
 
   it("a command that outlasts commandTimeoutMs closes the connections and reports once", async () => {
+    const relay = await stallableRelay(stack.dovecot.imapsPort);
+    const t = transport({ commandTimeoutMs: 1500, port: relay.port });
+    try {
+      await t.open("gw-stalled");
+      const reports: unknown[] = [];
+      t.onClosed((err) => reports.push(err));
+      relay.stall();
+      const started = Date.now();
+      await assert.rejects(t.listWatched(10), /stopped answering/);
+      const waited = Date.now() - started;
+      assert.ok(waited >= 1400 && waited < 4000, `${waited} ms`);
+      await assert.rejects(t.readLeases(), /closed/);
+      await sleep(300);
+      assert.equal(reports.length, 1, String(reports));
+      assert.match(String(reports[0]), /stopped answering/);
+    } finally {
+      await t.close();
+      relay.close();
+    }
+  });
+
+  it("a connection the server closes is reported once", async () => {
     const t = transport({ commandTimeoutMs: 1500 });
     await t.open("gw-slow");
     const reports: unknown[] = [];
@@ -284,6 +312,36 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     }
   });
 });
+
+/** A TCP relay that can go silent both ways, as a dead middlebox does, without closing anything. */
+async function stallableRelay(targetPort: number): Promise<{ port: number; stall(): void; close(): void }> {
+  let stalled = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((down) => {
+    const up = connectTcp(targetPort, "127.0.0.1");
+    for (const s of [down, up]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => {
+        down.destroy();
+        up.destroy();
+      });
+    }
+    down.on("data", (d: Buffer) => stalled || up.write(d));
+    up.on("data", (d: Buffer) => stalled || down.write(d));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    stall: () => {
+      stalled = true;
+    },
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
 
 async function emptyFolder(client: ImapFlow, folder: string): Promise<void> {
   const mailbox = await client.mailboxOpen(folder);

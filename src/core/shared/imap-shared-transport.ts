@@ -84,13 +84,15 @@ export class ImapSharedTransport implements SharedTransport {
     }
     this.instance = instance;
     this.closing = false;
-    this.reported = false;
+    // What goes wrong while opening is open()'s rejection, not an onClosed report.
+    this.reported = true;
     try {
       await this.withDeadline(this.connectAll(), "IMAP server did not answer while opening shared mode");
     } catch (err) {
       await this.close();
       throw err;
     }
+    this.reported = false;
   }
 
   private async connectAll(): Promise<void> {
@@ -120,7 +122,8 @@ export class ImapSharedTransport implements SharedTransport {
     const conn = { client, serial: new Serial() };
     this.conns[role] = conn;
     client.once("close", () => {
-      if (!this.closing) this.report(new Error(`IMAP ${role} connection closed`));
+      // A connection of an earlier open() closing late says nothing about the current ones.
+      if (this.conns[role]?.client === client) this.report(new Error(`IMAP ${role} connection closed`));
     });
     return conn;
   }
@@ -224,6 +227,13 @@ export class ImapSharedTransport implements SharedTransport {
       const moved = await client.messageMove(uidSet(uids), this.claimPath(this.instance), { uid: true });
       if (moved === false) {
         if (!client.usable) throw new Error("IMAP watched connection closed during the claim");
+        const path = this.claimPath(this.instance);
+        if (!(await listFolders(client, path)).some((f) => f.path === path)) {
+          // A peer took this gateway for dead and released it: open() again makes a new claim folder.
+          const err = new Error(`claim folder "${path}" was deleted (released by another gateway?)`);
+          this.report(err);
+          throw err;
+        }
         // Refused as a whole (e.g. every one gone): nothing moved that a COPYUID would name.
         this.opts.log("warn", `claim of uids ${uidSet(uids)} refused by the server`);
         return new Map();
@@ -375,7 +385,7 @@ export class ImapSharedTransport implements SharedTransport {
       const folders = await listFolders(client, `${this.base}${this.delimiter}%`);
       const prefix = `${this.base}${this.delimiter}`;
       return folders
-        .filter((f) => f.path.startsWith(prefix) && !f.flags.has("\\NonExistent") && !f.flags.has("\\Noselect"))
+        .filter((f) => f.path.startsWith(prefix) && !hasFlag(f, "\\NonExistent") && !hasFlag(f, "\\Noselect"))
         .map((f) => f.path.slice(prefix.length))
         .filter((name) => name !== LEASES_FOLDER && !name.includes(this.delimiter));
     });
@@ -441,6 +451,10 @@ async function listFolders(client: ImapFlow, pattern: string): Promise<ListedFol
     run(command: "LIST", reference: string, pattern: string, options: { listOnly: true }): Promise<ListedFolder[]>;
   };
   return (await runner.run("LIST", "", pattern, { listOnly: true })) ?? [];
+}
+
+function hasFlag(folder: ListedFolder, flag: string): boolean {
+  return [...folder.flags].some((f) => f.toLowerCase() === flag.toLowerCase());
 }
 
 async function listMessageIds(client: ImapFlow): Promise<ClaimedItem[]> {
