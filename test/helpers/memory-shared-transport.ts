@@ -40,6 +40,8 @@ export class MemoryMailbox {
   readonly discards: { instance: string; messageId: string | null }[] = [];
   readonly releases: { by: string; instance: string; moved: number }[] = [];
   readonly cut = new Set<string>();
+  /** The next calls of a method (by name) that fail, of any transport: e.g. failNext.set("settle", 1). */
+  readonly failNext = new Map<string, number>();
   private readonly transports = new Set<MemorySharedTransport>();
   /** Emails that left the watched folder by a claim, by their watched id: for double claims. */
   private readonly claimedFrom = new Map<string, StoredEmail>();
@@ -164,6 +166,11 @@ export class MemorySharedTransport implements SharedTransport {
     const cutBefore = this.box.cut.has(this.instance);
     await new Promise((r) => setTimeout(r, this.box.latencyMs));
     if (cutBefore || this.box.cut.has(this.instance)) throw new Error(`${name}: connection cut off`);
+    const failing = this.box.failNext.get(name) ?? 0;
+    if (failing > 0) {
+      this.box.failNext.set(name, failing - 1);
+      throw new Error(`${name}: server said NO`);
+    }
     return work();
   }
 

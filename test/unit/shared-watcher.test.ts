@@ -247,4 +247,19 @@ describe("SharedMailboxWatcher", () => {
     assert.deepEqual(box.claimedIds(g.watcher.instance), ["after@example.com"]);
     await stop(g);
   });
+
+  it("a failed settle on the server is carried out later; the email is not offered twice", async () => {
+    const box = new MemoryMailbox();
+    const g = gateway(box, { ackMs: 1 });
+    await until(() => g.watcher.instance !== "", 2000, "identity");
+    await sleep(400);
+    box.failNext.set("settle", 2);
+    box.deliver(["retry-1@example.com", "retry-2@example.com"]);
+    await until(() => settledSeen(box).length >= 2, 5000, "settled after failures");
+    assert.equal(box.failNext.get("settle"), 0, "the failures happened");
+    assertOnce(settledSeen(box), ["retry-1@example.com", "retry-2@example.com"], "settled");
+    assertOnce(messageIdsOf(g), ["retry-1@example.com", "retry-2@example.com"], "emitted");
+    assert.deepEqual(box.claimedIds(g.watcher.instance), []);
+    await stop(g);
+  });
 });
