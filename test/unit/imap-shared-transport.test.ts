@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ImapFlow } from "imapflow";
 import { openImap, type TokenSource } from "../../src/core/mail/imap-login";
+import { ConfigurationError } from "../../src/core/mail/mailbox-watcher";
 import { validateOAuthSettings } from "../../src/core/oauth/settings";
 import { TokenProvider } from "../../src/core/oauth/token-provider";
 import { ImapSharedTransport, parseLeaseSubject } from "../../src/core/shared/imap-shared-transport";
@@ -23,12 +24,15 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
   const open: ImapSharedTransport[] = [];
   const logged: string[] = [];
 
-  function transport(more: { commandTimeoutMs?: number; port?: number } = {}): ImapSharedTransport {
+  function transport(
+    more: { commandTimeoutMs?: number; port?: number; baseFolder?: string } = {},
+  ): ImapSharedTransport {
     const [host, port] = stack.outlookHost.split(":");
     const t = new ImapSharedTransport({
       endpoint: { host: host ?? "", port: more.port ?? Number(port), mailbox: MAILBOX, ca: stack.tenant.certs.ca },
       tokens,
       folder: WATCHED,
+      baseFolder: more.baseFolder,
       commandTimeoutMs: more.commandTimeoutMs ?? 20_000,
       log: (level, message) => logged.push(`${level}: ${message}`),
     });
@@ -74,6 +78,18 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     await again.release("gw-c");
     assert.deepEqual(await again.listInstances(), ["gw-b"]);
     await again.close();
+  });
+
+  it("open throws ConfigurationError with the server's text when a folder cannot be created", async () => {
+    const t = transport({ baseFolder: "~Alarm gateways" });
+    await assert.rejects(t.open("gw-x"), (err: Error) => {
+      assert.ok(err instanceof ConfigurationError, String(err));
+      assert.match(err.message, /cannot create folder "~Alarm gateways": Invalid mailbox name/);
+      return true;
+    });
+    const u = transport();
+    await assert.rejects(u.open("Leases"), ConfigurationError);
+    await assert.rejects(u.open("site/gw"), /folder separator "\/"/);
   });
 
   it("claims, lists, fetches and settles with each action; discard deletes", async () => {

@@ -61,7 +61,8 @@ export class ImapSharedTransport implements SharedTransport {
   private conns: Partial<Record<Role, Connection>> = {};
   private instance = "";
   private delimiter = "/";
-  private closing = false;
+  /** Counts open() and close() calls: a connection that an older open() made late is dropped. */
+  private generation = 0;
   private reported = false;
   private readonly changeListeners: (() => void)[] = [];
   private readonly closedListeners: ((err: unknown) => void)[] = [];
@@ -83,11 +84,11 @@ export class ImapSharedTransport implements SharedTransport {
       throw new ConfigurationError(`"${instance}" cannot be a gateway instance name`);
     }
     this.instance = instance;
-    this.closing = false;
+    const generation = ++this.generation;
     // What goes wrong while opening is open()'s rejection, not an onClosed report.
     this.reported = true;
     try {
-      await this.withDeadline(this.connectAll(), "IMAP server did not answer while opening shared mode");
+      await this.withDeadline(this.connectAll(generation), "IMAP server did not answer while opening shared mode");
     } catch (err) {
       await this.close();
       throw err;
@@ -95,10 +96,17 @@ export class ImapSharedTransport implements SharedTransport {
     this.reported = false;
   }
 
-  private async connectAll(): Promise<void> {
-    const [watched, claim, coordination] = await Promise.all(
-      (["watched", "claim", "coordination"] as const).map((role) => this.connect(role)),
+  private async connectAll(generation: number): Promise<void> {
+    const settled = await Promise.allSettled(
+      (["watched", "claim", "coordination"] as const).map((role) => this.connect(role, generation)),
     );
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const [watched, claim, coordination] = settled.map((r) => (r as PromiseFulfilledResult<Connection>).value) as [
+      Connection,
+      Connection,
+      Connection,
+    ];
     this.delimiter = await hierarchyDelimiter(coordination.client);
     if (this.instance.includes(this.delimiter)) {
       throw new ConfigurationError(
@@ -107,18 +115,24 @@ export class ImapSharedTransport implements SharedTransport {
     }
     await this.ensureFolders(coordination.client);
     await watched.client.mailboxOpen(this.opts.folder).catch((err: unknown) => {
+      if (!watched.client.usable) throw err;
       throw new ConfigurationError(`cannot open folder "${this.opts.folder}": ${serverText(err)}`);
     });
     watched.client.on("exists", () => {
       for (const listener of this.changeListeners) listener();
     });
     await claim.client.mailboxOpen(this.claimPath(this.instance)).catch((err: unknown) => {
+      if (!claim.client.usable) throw err;
       throw new ConfigurationError(`cannot open claim folder "${this.claimPath(this.instance)}": ${serverText(err)}`);
     });
   }
 
-  private async connect(role: Role): Promise<Connection> {
+  private async connect(role: Role, generation: number): Promise<Connection> {
     const client = await openImap(this.opts.endpoint, this.opts.tokens);
+    if (generation !== this.generation) {
+      client.close(); // closed (or opened again) while this one was logging in
+      throw new Error("shared mode closed while connecting");
+    }
     const conn = { client, serial: new Serial() };
     this.conns[role] = conn;
     client.once("close", () => {
@@ -129,7 +143,7 @@ export class ImapSharedTransport implements SharedTransport {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
+    this.generation++;
     const clients = Object.values(this.conns).map((c) => c.client);
     this.conns = {};
     await Promise.all(
@@ -141,7 +155,7 @@ export class ImapSharedTransport implements SharedTransport {
   }
 
   private report(err: unknown): void {
-    if (this.reported || this.closing) return;
+    if (this.reported) return;
     this.reported = true;
     for (const listener of this.closedListeners) listener(err);
   }
@@ -166,6 +180,7 @@ export class ImapSharedTransport implements SharedTransport {
       try {
         await client.mailboxCreate(path);
       } catch (err) {
+        if (!client.usable) throw err;
         const now = await listFolders(client, path).catch(() => []);
         if (now.some((f) => f.path === path)) continue; // created by another gateway meanwhile
         throw new ConfigurationError(`cannot create folder "${path}": ${serverText(err)}`);
@@ -193,14 +208,17 @@ export class ImapSharedTransport implements SharedTransport {
 
   private async withDeadline<T>(p: Promise<T>, message: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    const generation = this.generation;
     try {
       return await Promise.race([
         p,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             const err = new Error(message);
-            this.report(err);
-            for (const c of Object.values(this.conns)) c.client.close();
+            if (generation === this.generation) {
+              this.report(err);
+              for (const c of Object.values(this.conns)) c.client.close();
+            }
             reject(err);
           }, this.opts.commandTimeoutMs);
         }),
