@@ -15,6 +15,7 @@ import {
 } from "./core/oauth/settings";
 import { TokenError } from "./core/oauth/token-errors";
 import { type AccessToken, TokenProvider, type TokenState } from "./core/oauth/token-provider";
+import { DEFAULT_COORDINATION_FOLDER } from "./core/shared/transport";
 
 export interface OAuthConfigDef extends NodeDef, OAuthConfigFields {}
 
@@ -155,6 +156,7 @@ module.exports = (RED: NodeAPI) => {
           ? await diagnoseOAuth(validation.settings, {
               mailbox: typeof body.mailbox === "string" ? body.mailbox : undefined,
               transports: transportsOf(body.via),
+              sharedFolder: typeof body.id === "string" ? sharedFolderOf(RED, body.id) : undefined,
             })
           : invalidSettingsDiagnosis(validation.problems);
         res.json(diagnosis);
@@ -165,6 +167,17 @@ module.exports = (RED: NodeAPI) => {
     },
   );
 };
+
+/** The coordination folder of a deployed email-connector that shares its mailbox through this config, if any. */
+function sharedFolderOf(RED: NodeAPI, configId: string): string | undefined {
+  let folder: string | undefined;
+  RED.nodes.eachNode((n) => {
+    const c = n as { type: string; oauth?: string; shared?: boolean; sharedFolder?: string };
+    if (!folder && c.type === "email-connector" && c.oauth === configId && c.shared)
+      folder = c.sharedFolder?.trim() || DEFAULT_COORDINATION_FOLDER;
+  });
+  return folder;
+}
 
 function transportsOf(via: unknown): MailTransport[] | undefined {
   if (via === "imap" || via === "graph") return [via];

@@ -1,31 +1,19 @@
 // What the editor's Test button reports: a checklist, each line with the exact fix. Token and
 // roles first; then, given a mailbox, the login the email-connector will make (IMAP and/or Graph).
 import { hostOf, REQUIRED_ROLES, type ResourceKind, resourceOf } from "./cloud";
+import type { DiagnosisCheck, MailTransport } from "./diagnosis-check";
 import {
   checkGraphMailbox,
   checkImapMailbox,
+  checkSharedFolder,
   MAILBOX_PATTERN,
-  type MailTransport,
   mailboxCheckId,
 } from "./mailbox-checks";
 import type { CredentialDestination, OAuthSettings } from "./settings";
 import { TokenError } from "./token-errors";
 import { adminConsentUrl, TokenProvider } from "./token-provider";
 
-/** "skip": not tried, because an earlier line must be fixed first (or nothing was asked). */
-export type CheckState = "pass" | "fail" | "warn" | "skip";
-
-export interface DiagnosisCheck {
-  id: string;
-  label: string;
-  state: CheckState;
-  detail: string;
-  fix?: string;
-  /** Commands an administrator runs, filled in with this app's values. */
-  commands?: string[];
-  /** Only matters for this transport: a failure is a warning when the other one is used. */
-  transport?: MailTransport;
-}
+export type { CheckState, DiagnosisCheck } from "./diagnosis-check";
 
 export interface Diagnosis {
   ok: boolean;
@@ -39,6 +27,8 @@ export interface DiagnosisOptions {
   mailbox?: string;
   /** Transports the gateway uses (default: both): the other one's problems are warnings. */
   transports?: MailTransport[];
+  /** A connector shares the mailbox: its coordination folder must be creatable (checked after a good login). */
+  sharedFolder?: string;
 }
 
 export function invalidSettingsDiagnosis(problems: string[]): Diagnosis {
@@ -142,7 +132,12 @@ export async function diagnoseOAuth(settings: OAuthSettings, options: DiagnosisO
   const mailbox = options.mailbox?.trim();
   if (mailbox) {
     for (const transport of transports) {
-      checks.push(await mailboxCheck(settings, provider, mailbox, transport, checks, timeoutMs));
+      const login = await mailboxCheck(settings, provider, mailbox, transport, checks, timeoutMs);
+      checks.push(login);
+      if (options.sharedFolder && login.state === "pass")
+        checks.push(
+          await checkSharedFolder(settings, provider, mailbox, transport, options.sharedFolder, { timeoutMs }),
+        );
     }
   }
 

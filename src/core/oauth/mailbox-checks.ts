@@ -1,14 +1,15 @@
 // The Test button's mailbox checks: with the app's own token, open the mailbox the way the
 // email-connector will (IMAP XOAUTH2, or Microsoft Graph) and, when Exchange refuses, say
 // exactly what an Exchange administrator must run, with this app's ids filled in (../shared/o365.md).
+import { randomBytes } from "node:crypto";
 import { explain as explainGraphError } from "../graph/graph-api";
 import { ImapLoginError, openImap } from "../mail/imap-login";
 import { REQUIRED_ROLES } from "./cloud";
-import type { DiagnosisCheck } from "./diagnosis";
+import type { DiagnosisCheck, MailTransport } from "./diagnosis-check";
 import type { OAuthSettings } from "./settings";
 import type { AccessToken, TokenProvider } from "./token-provider";
 
-export type MailTransport = "imap" | "graph";
+export type { MailTransport } from "./diagnosis-check";
 
 export const MAILBOX_PATTERN = /^[^@\s/\\?#]+@[^@\s/\\?#]+\.[^@\s/\\?#]+$/;
 
@@ -235,4 +236,106 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
     timer = setTimeout(() => reject(new Error(`${message} within ${Math.round(ms / 1000)} s`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Shared mode: the gateways create the coordination folder and a claim folder in it. Creates (when
+ * missing) the coordination folder and a test child folder in it, then deletes what it created.
+ */
+export async function checkSharedFolder(
+  settings: OAuthSettings,
+  provider: TokenProvider,
+  mailbox: string,
+  transport: MailTransport,
+  baseFolder: string,
+  opts: MailboxCheckOptions,
+): Promise<DiagnosisCheck> {
+  const id = `shared-folder-${transport}`;
+  const label = `Coordination folder "${baseFolder}" (${transport === "imap" ? "IMAP" : "Graph"}, shared mailbox)`;
+  const child = `gateway-test-${randomBytes(4).toString("hex")}`;
+  try {
+    const made = await withTimeout(
+      transport === "imap"
+        ? tryImapFolders(settings, provider, mailbox, baseFolder, child)
+        : tryGraphFolders(settings, provider, mailbox, baseFolder, child, opts.timeoutMs),
+      opts.timeoutMs,
+      "no answer",
+    );
+    return { id, label, state: "pass", transport, detail: `${made}, created and deleted a test folder in it` };
+  } catch (err) {
+    return {
+      id,
+      label,
+      state: "fail",
+      transport,
+      detail: `could not create folders in ${mailbox}: ${err instanceof Error ? err.message : String(err)}`,
+      fix:
+        `Gateways that share ${mailbox} keep their claims and leases in "${baseFolder}" at the top of the mailbox. ` +
+        "Give the app full access to the mailbox (FullAccess for IMAP, Mail.ReadWrite for Graph), check that no " +
+        "folder of another kind has that name, or choose another coordination folder in the email-connector.",
+    };
+  }
+}
+
+async function tryImapFolders(
+  settings: OAuthSettings,
+  provider: TokenProvider,
+  mailbox: string,
+  base: string,
+  child: string,
+): Promise<string> {
+  const [host = "", portText] = settings.cloud.outlookHost.split(":");
+  const tokens = {
+    get: () => provider.getToken("outlook").then((t) => t.token),
+    renewAfterRejection: (rejected: string) => provider.renewAfterRejection("outlook", rejected).then((t) => t.token),
+  };
+  const client = await openImap({ host, port: Number(portText ?? 993) || 993, mailbox }, tokens);
+  try {
+    const existing = (await client.list()).find((f) => f.path === base);
+    const delimiter = existing?.delimiter ?? (await client.list()).find((f) => f.delimiter)?.delimiter ?? "/";
+    if (!existing) await client.mailboxCreate(base);
+    const path = `${base}${delimiter}${child}`;
+    await client.mailboxCreate(path);
+    await client.mailboxDelete(path);
+    if (!existing) await client.mailboxDelete(base);
+    return existing ? "exists" : "can be created";
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+}
+
+async function tryGraphFolders(
+  settings: OAuthSettings,
+  provider: TokenProvider,
+  mailbox: string,
+  base: string,
+  child: string,
+  timeoutMs: number,
+): Promise<string> {
+  const root = `https://${settings.cloud.graphHost}/v1.0/users/${encodeURIComponent(mailbox)}/mailFolders`;
+  const call = async (method: string, url: string, body?: object) => {
+    const token = await provider.getToken("graph");
+    const res = await fetch(url, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token.token}`,
+        Accept: "application/json",
+        "Content-Type": "application/json",
+      },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const json = (await res.json().catch(() => ({}))) as { id?: string; value?: { id: string }[] } & GraphErrorBody;
+    if (!res.ok)
+      throw new Error(`${method} answered ${res.status} ${json.error?.code ?? ""} ${json.error?.message ?? ""}`.trim());
+    return json;
+  };
+  const filter = `?$filter=${encodeURIComponent(`displayName eq '${base.replace(/'/g, "''")}'`)}`;
+  const found = (await call("GET", `${root}${filter}`)).value?.[0]?.id;
+  const baseId = found ?? (await call("POST", root, { displayName: base })).id;
+  if (!baseId) throw new Error("Graph returned no folder id");
+  const testId = (await call("POST", `${root}/${baseId}/childFolders`, { displayName: child })).id;
+  if (testId) await call("DELETE", `${root}/${testId}`);
+  if (!found) await call("DELETE", `${root}/${baseId}`);
+  return found ? "exists" : "can be created";
 }
