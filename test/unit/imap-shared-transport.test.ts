@@ -281,6 +281,10 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
   it("sends no keyword STORE, no CONDSTORE, ENABLE or ESEARCH (Exchange Online's limits)", () => {
     const { client } = stack.dovecot.protocolLog();
     assert.match(client, /UID MOVE/, "the transport's commands are in the log");
+    assert.match(client, /\bIDLE\r?\n/, "IDLE on the selected folders");
+    assert.match(client, /UID EXPUNGE \d/, "expunges named uids only");
+    assert.match(client, /UID FETCH [\d:,]+ \([^)]*BODY\.PEEK\[\]/, "fetching does not mark read");
+    assert.doesNotMatch(client, /UID FETCH [^\r\n]*BODY\[\]/);
     assert.match(client, /APPEND "?Alarm gateways\/Leases"? \{/, "lease APPEND without flags or date");
     assert.doesNotMatch(client, /\bENABLE\b|CONDSTORE|CHANGEDSINCE|MODSEQ|ESEARCH|\bRETURN\b/i);
     for (const line of client.split(/\r?\n/).filter((l) => /\bSTORE\b/i.test(l))) {
