@@ -354,17 +354,14 @@ export class ImapSharedTransport implements SharedTransport {
           moved += result.uidMap?.size ?? uids.length;
           await client.noop();
         }
-        if ((await searchAll(client)).length > 0) throw new Error(`claim folder "${path}" keeps filling: not deleted`);
+        if ((await searchAll(client)).length > 0) this.opts.log("warn", `claim folder "${path}" still fills: released again next round`);
       } else if (!client.usable) {
         throw new Error("IMAP coordination connection closed");
       }
       await this.deleteLeases(client, (l) => l.instance === instance);
-      if (opened !== false) {
-        await client.mailboxDelete(path).catch((err: unknown) => {
-          // Deleted by another gateway releasing the same peer: fine; anything else is worth a word.
-          this.opts.log("warn", `claim folder "${path}" not deleted: ${serverText(err)}`);
-        });
-      }
+      // The folder itself stays: a gateway taken for dead may still have a claim into it in flight, and
+      // IMAP DELETE would expunge that email with the folder. An empty folder without a lease costs one
+      // SELECT per round; a person may delete it.
       return moved;
     });
   }
