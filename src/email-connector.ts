@@ -41,6 +41,8 @@ interface EmailConnectorDef extends NodeDef {
   shared?: boolean;
   /** Shared mode's coordination folder at the top of the mailbox. */
   sharedFolder?: string;
+  /** Shared mode: seconds after its last renewal that a silent gateway's emails are taken over (default 20). */
+  leaseSeconds?: string | number;
 }
 
 /** One watcher per mailbox folder in this Node-RED: two would process the same email twice. */
@@ -161,6 +163,9 @@ module.exports = (RED: NodeAPI) => {
         ...rest,
         transport: sharedTransport,
         identityDir: join(userDir, "alarm-gateway", "shared-identity", nodeId),
+        // Renewed four times per lease: one lost renewal (a slow server) does not make a gateway look dead.
+        leaseMs: leaseSeconds(def.leaseSeconds) * 1000,
+        renewMs: (leaseSeconds(def.leaseSeconds) * 1000) / 4,
         pollIntervalMs: seconds(def.pollInterval, 60) * 1000,
       });
     }
@@ -226,6 +231,11 @@ function acceptedAction(def: EmailConnectorDef): ServerAction {
 
 function shortHash(text: string): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 12);
+}
+
+/** Lease of a shared gateway: 5 s at least (renewals every 1.25 s), 300 s at most; 20 s by default. */
+function leaseSeconds(value: string | number | undefined): number {
+  return Math.min(300, Math.max(5, seconds(value, 20)));
 }
 
 function seconds(value: string | number | undefined, fallback: number): number {
