@@ -141,7 +141,7 @@ export class SharedSite {
     });
   }
 
-  /** Delivers `count` alarm emails tagged `tag` into the shared folder; resolves their accounts. */
+  /** Delivers `count` alarm emails tagged `tag` (hex digits: it starts the alarm account) into the shared folder. */
   async deliver(tag: string, count: number): Promise<string[]> {
     const accounts = Array.from({ length: count }, (_, i) => soakAccount(tag, i));
     const email = (i: number) => soakAlarmEmail(accounts[i] as string, { zone: (i % 9999) + 1 });

@@ -100,6 +100,24 @@ function assertOnce(list: (string | null)[], expected: string[], what: string): 
 const messageIdsOf = (g: Gateway) => g.emitted.map((e) => e.ref.messageId);
 
 describe("SharedMailboxWatcher", () => {
+  it("emails arriving while two gateways join are emitted after the tie-break, not at the next poll", async () => {
+    const box = new MemoryMailbox();
+    box.latencyMs = 20; // a claim takes a while, as on a real server
+    // Polls an hour apart, leases renewed seldom: only the change event and the watcher's own wake-ups
+    // can bring the emails out.
+    const slow = { pollIntervalMs: 3_600_000, tieBreakDelayMs: 300, leaseMs: 8000, renewMs: 2000 };
+    const gws = [gateway(box, { ackMs: 5 }, slow), gateway(box, { ackMs: 5 }, slow)];
+    await until(() => gws.every((g) => g.watcher.instance !== ""), 2000, "identities");
+    const expected = ids("joining", 20);
+    box.deliver(expected); // inside the join grace and the contested window of both
+    await until(
+      () => gws.reduce((n, g) => n + g.emitted.length, 0) >= expected.length,
+      5_000,
+      "every email emitted within seconds",
+    );
+    assertOnce(gws.flatMap(messageIdsOf), expected, "emitted");
+  });
+
   for (const n of [2, 3]) {
     it(`${n} gateways, 300 emails: each emitted and settled exactly once, the work split`, async () => {
       const box = new MemoryMailbox();

@@ -127,6 +127,8 @@ export class SharedMailboxWatcher {
   // lease state
   private live: string[] = [];
   private folders: string[] = [];
+  /** Peers whose claim folder this gateway released at least once (their empty folders stay). */
+  private readonly releasedPeers = new Set<string>();
   private unleasedSince = new Map<string, number>();
   private myFirstRenewal: number | undefined;
   private lastRenewSent = Number.NEGATIVE_INFINITY;
@@ -398,10 +400,14 @@ export class SharedMailboxWatcher {
     if (view.live[0] === this.me) {
       for (const peer of view.release) {
         const moved = await t.release(peer);
-        this.opts.log(
-          "warn",
-          `gateway ${peer} is gone (lease expired): ${moved} email(s) of it put back to be claimed`,
-        );
+        // Its (empty) folder stays and is looked at again each round: say so once, and whenever it held emails.
+        if (moved > 0 || !this.releasedPeers.has(peer)) {
+          this.opts.log(
+            moved > 0 ? "warn" : "info",
+            `released ${moved} email(s) of gateway ${peer}: it is gone (lease expired); they are claimed again`,
+          );
+        }
+        this.releasedPeers.add(peer);
         this.unleasedSince.delete(peer);
         if (moved > 0) this.requestRound();
       }
@@ -561,7 +567,11 @@ export class SharedMailboxWatcher {
       const contested = contestedWindow || orphans.has(from);
       this.addClaim(to, null, contested, contested ? "checking" : "ready");
     }
-    if ([...claimed.keys()].some((id) => contestedWindow || orphans.has(id))) this.wakeAt(now + this.tieBreakMs);
+    // From after the claim: a wake-up measured from before it would come a few ms early, find nothing due,
+    // and leave the contested claims waiting for the next poll.
+    if ([...claimed.keys()].some((id) => contestedWindow || orphans.has(id))) {
+      this.wakeAt(performance.now() + this.tieBreakMs);
+    }
   }
 
   /**
@@ -572,7 +582,11 @@ export class SharedMailboxWatcher {
    */
   private async checkContested(): Promise<void> {
     const now = performance.now();
-    const due = [...this.claims.values()].filter((c) => c.state === "checking" && now - c.claimedAt >= this.tieBreakMs);
+    const checking = [...this.claims.values()].filter((c) => c.state === "checking");
+    const due = checking.filter((c) => now - c.claimedAt >= this.tieBreakMs);
+    // Whatever is not due yet gets its own wake-up: no contested claim waits for a poll.
+    const next = Math.min(...checking.filter((c) => !due.includes(c)).map((c) => c.claimedAt + this.tieBreakMs));
+    if (Number.isFinite(next)) this.wakeAt(next);
     if (due.length === 0) return;
     const own = new Map((await this.opts.transport.listClaimed(this.me)).map((i) => [i.id, i.messageId]));
     const lower = [...new Set([...this.live, ...this.folders])].filter((p) => p < this.me);
