@@ -17,6 +17,9 @@ type Log = (line: string) => void;
  */
 export const SHARED_IN_FLIGHT = 25;
 
+/** ACKs this long before a kill may belong to emails still in the victim's claim folder. */
+const SETTLE_WINDOW_MS = 2500;
+
 /** Shorter leases than the default 20 s, so that a run of many kills takes minutes, not hours. */
 const LEASE_SECONDS = 10;
 
@@ -98,7 +101,14 @@ export async function sharedKills(o: {
       `calibration burst: lost ${cal.lost.length}, twice ${cal.duplicates}`,
     );
     log(`calibration: ${o.burst} emails through 2 gateways in ${seconds(burstMs)}`);
-    const runs: { lost: number; duplicates: number; killAt: number; takeoverMs: number; drainMs: number }[] = [];
+    const runs: {
+      lost: number;
+      duplicates: number;
+      killAt: number;
+      takeoverMs: number;
+      drainMs: number;
+      window: number;
+    }[] = [];
     for (let run = 1; run <= o.runs; run++) {
       const victim = 1 + (run % 2);
       const started = Date.now();
@@ -108,19 +118,24 @@ export async function sharedKills(o: {
       const takeover = takeoverAfter(site, Date.now());
       await site.kill(victim, { loseUserDir: true });
       const killedAt = Date.now();
+      // What a kill may repeat: alarms ACKed but whose emails had not yet left the claim folder (an email
+      // stays there 1.5 tie-break delays after its claim, 1.5 s by default, then one round trip) and the
+      // pump's window. Counted at the receiver over both gateways, so an upper bound for the victim's.
+      const window =
+        site.receiver.acked.filter((e) => e.at >= killedAt - SETTLE_WINDOW_MS && e.at <= killedAt).length + 5;
       const accounts = await delivering;
       // The machine is replaced at once, with an empty disk: a new gateway identity.
       await site.startGateway(victim, { freshUserDir: true });
       const t = await waitForDelivery(() => [site?.receiver as never], accounts, 300_000);
       const drainMs = Date.now() - killedAt;
       const takeoverMs = await takeover;
-      runs.push({ lost: t.lost.length, duplicates: t.duplicates, killAt, takeoverMs, drainMs });
+      runs.push({ lost: t.lost.length, duplicates: t.duplicates, killAt, takeoverMs, drainMs, window });
       log(
-        `run ${run}: gw${victim} killed at ${killAt} ms, lost ${t.lost.length}, duplicates ${t.duplicates}, ` +
+        `run ${run}: gw${victim} killed at ${killAt} ms, lost ${t.lost.length}, duplicates ${t.duplicates} (window ${window}), ` +
           `takeover ${takeoverMs < 0 ? "none needed" : seconds(takeoverMs)}, all ACKed ${seconds(drainMs)} after the kill`,
       );
       v.check(t.lost.length === 0, `run ${run}: ${t.lost.length} alarms lost`);
-      v.check(t.duplicates <= SHARED_IN_FLIGHT, `run ${run}: ${t.duplicates} duplicates (bound ${SHARED_IN_FLIGHT})`);
+      v.check(t.duplicates <= window, `run ${run}: ${t.duplicates} duplicates (in-flight window ${window})`);
       await site.waitForLive(2, 90_000);
     }
     const takeovers = runs.map((r) => r.takeoverMs).filter((ms) => ms >= 0);
@@ -130,7 +145,7 @@ export async function sharedKills(o: {
     v.numbers.lost = runs.reduce((s, r) => s + r.lost, 0);
     v.numbers.duplicates = runs.reduce((s, r) => s + r.duplicates, 0);
     v.numbers["max duplicates per kill"] =
-      `${Math.max(0, ...runs.map((r) => r.duplicates))} (bound ${SHARED_IN_FLIGHT})`;
+      `${Math.max(0, ...runs.map((r) => r.duplicates))} (in-flight windows ${Math.min(...runs.map((r) => r.window))}-${Math.max(...runs.map((r) => r.window))})`;
     v.numbers.lease = `${LEASE_SECONDS} s`;
     v.numbers["takeover after kill"] =
       takeovers.length > 0

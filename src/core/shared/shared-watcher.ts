@@ -223,9 +223,11 @@ export class SharedMailboxWatcher {
       return true;
     }
     claim.state = "settling";
-    // Every claim, not only contested ones, stays in the claim folder for 3 tie-break delays: a
-    // peer that claimed the same email in a race it could not see checks for it within that time.
-    const notBefore = claim.claimedAt + 3 * this.tieBreakMs;
+    // Every claim, not only contested ones, stays in the claim folder a while: a peer that claimed the
+    // same email in a race this gateway could not see lists the folder one tie-break delay after its
+    // claim (plus a round trip), so an uncontested claim waits 1.5 delays, a contested one 3. Not
+    // longer: an alarm ACKed but not yet settled is raised again if this gateway dies now.
+    const notBefore = claim.claimedAt + (claim.contested ? 3 : 1.5) * this.tieBreakMs;
     this.pendingSettlements.push({
       claim,
       action: settlementAction(outcome, this.opts.onAccepted, this.opts.reviewFolder),
