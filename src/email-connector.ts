@@ -279,7 +279,7 @@ function statusOf(state: GraphWatcherState | SharedWatcherState, folder: string)
       fill: "green",
       shape: "dot",
       text:
-        `shared by ${live} gateway${live === 1 ? "" : "s"}, ${state.inFlight} in flight` +
+        `watching ${folder}, shared by ${live} gateway${live === 1 ? "" : "s"}, ${state.inFlight} in flight` +
         `${holding > 0 ? `, ${holding} awaiting ACK` : ""}`,
     } as const;
   }

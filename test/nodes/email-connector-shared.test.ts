@@ -124,7 +124,7 @@ describe("email-connector sharing its mailbox", () => {
       const folder = transport === "imap" ? "s1" : "s2";
       const { conn, statuses } = await load({ folder, pollInterval: 2, transport, graphPoll: 0.5 }, receiver.tcpPort);
       assert.ok(conn.shared, "the line-driver is offered hold and mayDeliver");
-      await until(() => statuses.some((s) => /^shared by 1 gateway/.test(s)), 20_000, "shared status");
+      await until(() => statuses.some((s) => /^watching [^,]+, shared by 1 gateway/.test(s)), 20_000, "shared status");
       const sent: any[] = [];
       helper.getNode("out").on("input", (msg: any) => {
         sent.push(msg);
