@@ -62,6 +62,7 @@ export class SharedSite {
       signingKey: { kid: stack.tenant.entra.kid, publicKeyPem: stack.tenant.entra.publicKeyPem },
       tenantId: TENANT_ID,
       audienceHost: graphHost,
+      publicHost: graphHost,
       mailboxes: [MAILBOX],
       folders: ["Processed", "Review"],
       port: graphPort,

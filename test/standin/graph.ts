@@ -34,6 +34,8 @@ export interface GraphStandinOptions {
   deniedMailboxes?: string[];
   /** Directory users without an Exchange Online mailbox: 404 MailboxNotEnabledForRESTAPI. */
   usersWithoutMailbox?: string[];
+  /** host:port that clients use when it is not this server's own (a TCP proxy in front): links name it. */
+  publicHost?: string;
   /** Authority host named in the WWW-Authenticate header of 401 answers. */
   authorityHost?: string;
   /**
@@ -226,6 +228,11 @@ const IMMUTABLE_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A";
 
 export class GraphStandin {
   host = "";
+
+  /** The host clients reach this stand-in by (a proxy's, when there is one): Graph writes its links with it. */
+  get linkHost(): string {
+    return this.options.publicHost ?? this.host;
+  }
   readonly requests: GraphRequestRecord[] = [];
   readonly sent: SentMail[] = [];
   /** Max requests in flight at once for one mailbox seen so far (settable, e.g. reset to 0 between phases). */
@@ -485,7 +492,7 @@ export class GraphStandin {
   // ---- HTTP ----
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", `https://${this.host}`);
+    const url = new URL(req.url ?? "/", `https://${this.linkHost}`);
     const record: GraphRequestRecord = {
       method: req.method ?? "GET",
       path: safeDecode(url.pathname),
@@ -631,7 +638,7 @@ export class GraphStandin {
         throw new GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
       }
       return this.sendJson(ctx, 200, {
-        "@odata.context": `https://${this.host}/v1.0/$metadata#users/$entity`,
+        "@odata.context": `https://${this.linkHost}/v1.0/$metadata#users/$entity`,
         id: box.objectId,
         displayName: box.address.split("@")[0],
         mail: box.address,
@@ -657,7 +664,7 @@ export class GraphStandin {
         allow(method, "GET");
         this.requireRole(ctx, READ_ROLES);
         return this.sendJson(ctx, 200, {
-          "@odata.context": `https://${this.host}/v1.0/$metadata#users('${box.address}')/mailFolders/$entity`,
+          "@odata.context": `https://${this.linkHost}/v1.0/$metadata#users('${box.address}')/mailFolders/$entity`,
           ...this.folderJson(box, folder, this.selectList(ctx, FOLDER_PROPERTIES, "mailFolder")),
         });
       }
@@ -746,7 +753,7 @@ export class GraphStandin {
     const method = ctx.req.method ?? "GET";
     const rec = this.messageFromUrl(box, rest[0]!);
     const lower = rest.map((s) => s.toLowerCase());
-    const context = `https://${this.host}/v1.0/$metadata#users('${box.address}')/messages/$entity`;
+    const context = `https://${this.linkHost}/v1.0/$metadata#users('${box.address}')/messages/$entity`;
     if (rest.length === 1) {
       if (method === "GET") {
         this.requireRole(ctx, READ_ROLES);
@@ -808,7 +815,7 @@ export class GraphStandin {
       allow(method, "GET");
       this.requireRole(ctx, READ_ROLES);
       const attachments = await this.attachments(rec);
-      const base = `https://${this.host}/v1.0/$metadata#users('${box.address}')/messages('${rec.id}')/attachments`;
+      const base = `https://${this.linkHost}/v1.0/$metadata#users('${box.address}')/messages('${rec.id}')/attachments`;
       if (rest.length === 2) {
         return this.sendJson(ctx, 200, { "@odata.context": base, value: attachments.map((a) => a.json) });
       }
@@ -839,7 +846,7 @@ export class GraphStandin {
     }
     const mime = buildMime(box.address, message);
     const rec = this.store(box, folder, mime, { received: this.now(), isRead: true, isDraft: true });
-    const context = `https://${this.host}/v1.0/$metadata#users('${box.address}')/mailFolders('${folder.id}')/messages/$entity`;
+    const context = `https://${this.linkHost}/v1.0/$metadata#users('${box.address}')/mailFolders('${folder.id}')/messages/$entity`;
     return this.sendJson(ctx, 201, { "@odata.context": context, ...(await this.messageJson(ctx, box, rec)) });
   }
 
@@ -866,7 +873,7 @@ export class GraphStandin {
     };
     box.folders.set(f.id, f);
     return this.sendJson(ctx, 201, {
-      "@odata.context": `https://${this.host}/v1.0/$metadata#${context}/$entity`,
+      "@odata.context": `https://${this.linkHost}/v1.0/$metadata#${context}/$entity`,
       ...this.folderJson(box, f),
     });
   }
@@ -939,7 +946,7 @@ export class GraphStandin {
     const top = clampInt(ctx.url.searchParams.get("$top"), 10, 1, 1000);
     const skip = clampInt(ctx.url.searchParams.get("$skip"), 0, 0, Number.MAX_SAFE_INTEGER);
     const page = all.slice(skip, skip + top);
-    const body: Record<string, unknown> = { "@odata.context": `https://${this.host}/v1.0/$metadata#${context}` };
+    const body: Record<string, unknown> = { "@odata.context": `https://${this.linkHost}/v1.0/$metadata#${context}` };
     if (skip + top < all.length) {
       const next = new URL(ctx.url.href);
       next.searchParams.set("$top", String(top));
@@ -1073,7 +1080,7 @@ export class GraphStandin {
       ),
     );
     const body: Record<string, unknown> = {
-      "@odata.context": `https://${this.host}/v1.0/$metadata#Collection(message)`,
+      "@odata.context": `https://${this.linkHost}/v1.0/$metadata#Collection(message)`,
     };
     if (entries.length > pageSize) {
       const next: DeltaState = { ...state, kind: "skip", after: page[page.length - 1]!.seq };
@@ -1087,7 +1094,7 @@ export class GraphStandin {
   }
 
   private deltaUrl(box: Mailbox, folder: Folder, param: string, token: string): string {
-    return `https://${this.host}/v1.0/users/${encodeURIComponent(box.address)}/mailfolders('${folder.id}')/messages/delta?${param}=${encodeURIComponent(token)}`;
+    return `https://${this.linkHost}/v1.0/users/${encodeURIComponent(box.address)}/mailfolders('${folder.id}')/messages/delta?${param}=${encodeURIComponent(token)}`;
   }
 
   private writeToken(state: DeltaState): string {
