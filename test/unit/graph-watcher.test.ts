@@ -197,6 +197,8 @@ describe("Graph transport against the Graph stand-in", () => {
       await waitFor(() => graph.messages(MAILBOX).find((x) => x.id === m.id)?.isRead === true);
       assert.equal(await w.settle(ref, "accepted"), false);
       assert.equal(w.inFlightCount, 0);
+      // The stand-in records a request's status once its answer is written, just after the change itself.
+      await waitFor(() => graph.requests.some((r) => r.method === "PATCH" && r.status !== 0));
       const patches = graph.requests.filter((r) => r.method === "PATCH");
       assert.equal(patches.length, 1);
       assert.equal(patches[0]?.status, 200);

@@ -45,6 +45,7 @@ import type {
   GraphProgressStore,
   GraphSettledEmail,
 } from "./graph-progress-store";
+import { WELL_KNOWN_FOLDERS } from "./well-known-folders";
 
 /** `EmailRef.uidValidity` of emails from Graph: the uid is our own serial number, never reused. */
 export const GRAPH_UID_VALIDITY = "graph";
@@ -127,20 +128,6 @@ const LIST_PAGE_SIZE = 50;
 /** Emails offered per round: settlements made meanwhile are carried out between batches. */
 const OFFER_BATCH = 50;
 const DEFAULT_SAFETY_CHECK_MS = 5 * 60_000;
-/** Graph's well-known folder names: usable wherever a folder id is. */
-const WELL_KNOWN_FOLDERS = new Set([
-  "inbox",
-  "archive",
-  "deleteditems",
-  "drafts",
-  "junkemail",
-  "outbox",
-  "sentitems",
-  "clutter",
-  "conversationhistory",
-  "msgfolderroot",
-  "scheduled",
-]);
 
 export class GraphMailboxWatcher {
   private readonly api: GraphApi;

@@ -21,6 +21,7 @@
 // from the call that met it (there is no connection to lose, so onClosed never fires).
 import type { Readable } from "node:stream";
 import { type CallOptions, GraphApi, GraphApiError, segment, userPath } from "../graph/graph-api";
+import { WELL_KNOWN_FOLDERS } from "../graph/well-known-folders";
 import type { TokenSource } from "../mail/imap-login";
 import { ConfigurationError } from "../mail/mailbox-watcher";
 import { bareMessageId } from "../mail/parse-email";
@@ -72,20 +73,6 @@ const LEASE_PATTERN = /^gateway-lease (.+) (\S+) (\d+)$/;
 /** Requests launched at once by one call; GraphApi holds the mailbox to 4 in flight anyway. */
 const PARALLEL = 4;
 const PAGE_SIZE = 100;
-/** Graph's well-known folder names: usable wherever a folder id is. */
-const WELL_KNOWN_FOLDERS = new Set([
-  "inbox",
-  "archive",
-  "deleteditems",
-  "drafts",
-  "junkemail",
-  "outbox",
-  "sentitems",
-  "clutter",
-  "conversationhistory",
-  "msgfolderroot",
-  "scheduled",
-]);
 
 export class GraphSharedTransport implements SharedTransport {
   private readonly api: GraphApi;
