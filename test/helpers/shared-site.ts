@@ -2,7 +2,7 @@
 // mailbox (Dovecot or the Graph stand-in, behind a TCP proxy that can cut one gateway host off),
 // one DC-09 receiver, and N real Node-RED processes, each with its own user directory, running
 // the same example flow with the email-connector's "share this mailbox" option on.
-import { rmSync } from "node:fs";
+import { cpSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
 import { GraphStandin } from "../standin/graph";
@@ -35,6 +35,8 @@ export class SharedSite {
   readonly gateways = new Map<number, SiteGateway>();
   /** Gateways killed or stopped: their records are read before they go, for the split. */
   private readonly pastRecords: { index: number; accounts: string[] }[] = [];
+  /** Slots whose user directory was prepared (copied) before their first start: kept by it. */
+  private readonly preparedUserDirs = new Set<number>();
 
   private constructor(
     readonly o: SharedSiteOptions,
@@ -88,11 +90,13 @@ export class SharedSite {
     const previous = this.gateways.get(index);
     const generation = (previous?.generation ?? 0) + 1;
     const userDir = this.userDirOf(index);
-    if (opts.freshUserDir || !previous) rmSync(userDir, { recursive: true, force: true });
+    const keep = !opts.freshUserDir && (previous !== undefined || this.preparedUserDirs.has(index));
+    this.preparedUserDirs.delete(index);
+    if (!keep) rmSync(userDir, { recursive: true, force: true });
     const gateway = await Gateway.start({
       dir: this.dirOf(index, generation),
       userDir,
-      keepUserDir: !(opts.freshUserDir || !previous),
+      keepUserDir: keep,
       stack: this.stack,
       receiverPort: this.receiver.tcpPort,
       connector: {
@@ -106,13 +110,26 @@ export class SharedSite {
     return gateway;
   }
 
+  /**
+   * Copies gateway `from`'s user directory (its instance id, flows, outbox) to slot `to`, as an
+   * administrator cloning a host would; the next startGateway(to) runs on the copy.
+   */
+  copyUserDir(from: number, to: number): void {
+    const target = this.userDirOf(to);
+    rmSync(target, { recursive: true, force: true });
+    // The pack's link in node_modules is copied as a link, not followed into the repository.
+    cpSync(this.userDirOf(from), target, { recursive: true, verbatimSymlinks: true });
+    this.preparedUserDirs.add(to);
+  }
+
   /** Waits until every running gateway's connector says it shares the mailbox with `live` gateways. */
   async waitForLive(live: number, timeoutMs = 60_000): Promise<void> {
     await Promise.all(
       [...this.gateways.values()]
         .filter((g) => g.gateway.alive)
         .map((g) =>
-          g.gateway.comms.waitForStatus(NODE.connector, new RegExp(`shared by ${live} gateways`), { timeoutMs }),
+          // "shared by 1 gateway," in the singular.
+          g.gateway.comms.waitForStatus(NODE.connector, new RegExp(`shared by ${live} gateways?,`), { timeoutMs }),
         ),
     );
   }
