@@ -23,7 +23,7 @@ it("a gateway killed with its disk lost: its emails are taken over, none lost", 
 });
 
 it("a gateway cut from the mailbox while it reaches the receiver: none lost, repeats bounded", async (t) => {
-  assertVerdict(t, await sharedCut({ cutMs: 15_000, burst: 60, log }));
+  assertVerdict(t, await sharedCut({ cutMs: 10_000, burst: 60, log }));
 });
 
 it("both gateways restarted together, then the receiver down: none lost, none twice", async (t) => {
