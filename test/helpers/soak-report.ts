@@ -206,8 +206,10 @@ export function mergeResults(document: string, results: ScenarioResult[], proven
   let current: string[] | undefined;
   for (const line of notesAt >= 0 ? lines.slice(notesAt + 1) : []) {
     const n = /^- \*\*(\d+)\. /.exec(line)?.[1];
-    if (n) blocks.set(Number(n), (current = [line]));
-    else if (line.startsWith("  ") && current) current.push(line);
+    if (n) {
+      current = [line];
+      blocks.set(Number(n), current);
+    } else if (line.startsWith("  ") && current) current.push(line);
   }
   for (const n of numbers) blocks.delete(n);
   for (const block of markdownNotes(results).split(/\n(?=- \*\*)/)) {

@@ -354,7 +354,8 @@ export class ImapSharedTransport implements SharedTransport {
           moved += result.uidMap?.size ?? uids.length;
           await client.noop();
         }
-        if ((await searchAll(client)).length > 0) this.opts.log("warn", `claim folder "${path}" still fills: released again next round`);
+        if ((await searchAll(client)).length > 0)
+          this.opts.log("warn", `claim folder "${path}" still fills: released again next round`);
       } else if (!client.usable) {
         throw new Error("IMAP coordination connection closed");
       }
