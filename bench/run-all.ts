@@ -36,6 +36,7 @@ const BENCHES: Bench[] = [
   },
   { name: "memory", file: "memory.ts", args: ["--write-results"] },
   { name: "token-economy", file: "token-economy.ts", args: ["--write-results"] },
+  { name: "shared-mode", file: "shared-mode.ts", args: ["--count", "100", "--write-results"] },
 ];
 
 const ORDER = ["pickup-latency", "end-to-end", "burst", "memory", "token-economy"];

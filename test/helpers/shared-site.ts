@@ -9,7 +9,7 @@ import { GraphStandin } from "../standin/graph";
 import { freePort } from "../standin/ports";
 import { startTcpProxy, type TcpProxy } from "../standin/tcp-proxy";
 import { type MailStack, startMailStack } from "./mail-stack";
-import { DC09_KEY, Gateway, NODE, SOAK_DIR } from "./soak-gateway";
+import { DC09_KEY, Gateway, type GatewayOptions, NODE, SOAK_DIR } from "./soak-gateway";
 import { appendEmails, soakAccount, soakAlarmEmail } from "./soak-mail";
 import { type Tally, tally } from "./soak-report";
 import { MAILBOX, TENANT_ID } from "./tenant";
@@ -22,6 +22,8 @@ export interface SharedSiteOptions {
   /** Overrides of each gateway's email-connector (shared mode is on already). */
   connector?: Record<string, unknown>;
   lineDriver?: Record<string, unknown>;
+  /** More options of each gateway (e.g. tapUdpPort); the site's own ones above win. */
+  gateway?: Partial<GatewayOptions>;
 }
 
 export interface SiteGateway {
@@ -94,6 +96,7 @@ export class SharedSite {
     this.preparedUserDirs.delete(index);
     if (!keep) rmSync(userDir, { recursive: true, force: true });
     const gateway = await Gateway.start({
+      ...this.o.gateway,
       dir: this.dirOf(index, generation),
       userDir,
       keepUserDir: keep,

@@ -57,6 +57,11 @@ export interface GatewayOptions {
   env?: Record<string, string>;
   /** Let the harness ask the process for a full GC and its memory after it (gcAndMeasure). */
   gcHook?: boolean;
+  /**
+   * A tap on the email-connector's output: each message it emits is also reported as a UDP datagram
+   * of JSON {m: msg.email.messageId, t: Date.now()} to 127.0.0.1:tapUdpPort (bench/shared-mode.ts).
+   */
+  tapUdpPort?: number;
 }
 
 // Loaded into the Node-RED child with --require when gcHook is on: SIGWINCH collects garbage and
@@ -95,7 +100,10 @@ export function gatewayFlow(o: GatewayOptions): object[] {
   }).filter((n) => !["demo-inject", "demo-send"].includes((n as { id: string }).id)) as Record<string, any>[];
   const z = "demo-tab";
   for (const n of nodes) {
-    if (n.id === NODE.connector) Object.assign(n, { reviewFolder: "Review" }, o.connector);
+    if (n.id === NODE.connector) {
+      Object.assign(n, { reviewFolder: "Review" }, o.connector);
+      if (o.tapUdpPort) n.wires = [[...n.wires[0], "soak-tap"]];
+    }
     if (n.id === NODE.map) n.wires = [n.wires[0], [...n.wires[1], "soak-rec-rejected"]];
     if (n.id === NODE.line) {
       Object.assign(
@@ -131,6 +139,39 @@ export function gatewayFlow(o: GatewayOptions): object[] {
       wires: [["soak-rec-out"]],
     },
     { id: "soak-rec-out", type: "http response", z, statusCode: "", headers: {}, x: 520, y: 500, wires: [] },
+    ...(o.tapUdpPort ? tapNodes(o.tapUdpPort) : []),
+  ];
+}
+
+/** The tap of tapUdpPort: a function node that timestamps the email, and a `udp out` node. */
+function tapNodes(port: number): object[] {
+  const z = "demo-tab";
+  return [
+    {
+      id: "soak-tap",
+      type: "function",
+      z,
+      func: "return { payload: JSON.stringify({ m: (msg.email && msg.email.messageId) || null, t: Date.now() }) };",
+      outputs: 1,
+      x: 420,
+      y: 580,
+      wires: [["soak-tap-udp"]],
+    },
+    {
+      id: "soak-tap-udp",
+      type: "udp out",
+      z,
+      addr: "127.0.0.1",
+      port: String(port),
+      ipv: "udp4",
+      outport: "",
+      base64: false,
+      multicast: "false",
+      iface: "",
+      x: 620,
+      y: 580,
+      wires: [],
+    },
   ];
 }
 
