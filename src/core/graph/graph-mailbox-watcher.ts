@@ -28,6 +28,7 @@ import {
 import { type ServerAction, settlementAction } from "../mail/progress-store";
 import { isPermanentTokenError } from "../oauth/token-errors";
 import { Pause } from "../pause";
+import { childFolderId, folderIdByPath } from "./folders";
 import {
   ByteCounter,
   type CallOptions,
@@ -45,7 +46,6 @@ import type {
   GraphProgressStore,
   GraphSettledEmail,
 } from "./graph-progress-store";
-import { WELL_KNOWN_FOLDERS } from "./well-known-folders";
 
 /** `EmailRef.uidValidity` of emails from Graph: the uid is our own serial number, never reused. */
 export const GRAPH_UID_VALIDITY = "graph";
@@ -707,42 +707,16 @@ export class GraphMailboxWatcher {
     const key = name.trim().toLowerCase();
     const cached = this.folderIds.get(key);
     if (cached) return cached;
-    const parts = name
-      .split("/")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const first = parts[0];
-    if (first === undefined) throw new ConfigurationError("no folder named");
-    let id = WELL_KNOWN_FOLDERS.has(first.toLowerCase())
-      ? first.toLowerCase()
-      : await this.childFolder(null, first, name);
-    for (const part of parts.slice(1)) id = await this.childFolder(id, part, name);
-    this.folderIds.set(key, id);
-    return id;
-  }
-
-  private async childFolder(parentId: string | null, displayName: string, fullName: string): Promise<string> {
-    const base = `${userPath(this.opts.mailbox)}/mailFolders`;
-    const path = parentId === null ? base : `${base}/${segment(parentId)}/childFolders`;
-    const filter = `displayName eq '${displayName.replace(/'/g, "''")}'`;
-    let found: { id?: string }[];
-    try {
-      const page = await this.api.get<{ value?: { id?: string }[] }>(
-        path,
-        { $filter: filter, $select: "id,displayName" },
-        this.callOptions,
-      );
-      found = page?.value ?? [];
-    } catch (err) {
-      if (!(err instanceof GraphApiError && err.itemNotFound)) throw err;
-      found = [];
-    }
-    const id = found[0]?.id;
-    if (typeof id !== "string") {
+    if (!name.trim()) throw new ConfigurationError("no folder named");
+    const id = await folderIdByPath(name, (parent, child) =>
+      childFolderId(this.api, this.opts.mailbox, parent, child, this.callOptions),
+    );
+    if (!id) {
       throw new ConfigurationError(
-        `folder "${fullName}" not found in mailbox ${this.opts.mailbox}: create it or correct the name`,
+        `folder "${name}" not found in mailbox ${this.opts.mailbox}: create it or correct the name`,
       );
     }
+    this.folderIds.set(key, id);
     return id;
   }
 

@@ -20,8 +20,8 @@
 // Graph has no push here: onChange is a plain timer every pollIntervalMs, and every failure surfaces
 // from the call that met it (there is no connection to lose, so onClosed never fires).
 import type { Readable } from "node:stream";
+import { childFolderId, folderIdByPath } from "../graph/folders";
 import { type CallOptions, GraphApi, GraphApiError, segment, userPath } from "../graph/graph-api";
-import { WELL_KNOWN_FOLDERS } from "../graph/well-known-folders";
 import type { TokenSource } from "../mail/imap-login";
 import { ConfigurationError } from "../mail/mailbox-watcher";
 import { bareMessageId } from "../mail/parse-email";
@@ -430,14 +430,8 @@ export class GraphSharedTransport implements SharedTransport {
     const key = name.trim().toLowerCase();
     const cached = this.folderIds.get(key);
     if (cached) return cached;
-    const parts = name
-      .split("/")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const first = parts[0];
-    if (first === undefined) throw new ConfigurationError("no folder named");
-    let id = WELL_KNOWN_FOLDERS.has(first.toLowerCase()) ? first.toLowerCase() : await this.childId(null, first);
-    for (const part of parts.slice(1)) if (id) id = await this.childId(id, part);
+    if (!name.trim()) throw new ConfigurationError("no folder named");
+    const id = await folderIdByPath(name, (parent, child) => this.childId(parent, child));
     if (!id) throw new ConfigurationError(`folder "${name}" not found in mailbox ${this.opts.mailbox}`);
     this.folderIds.set(key, id);
     return id;
@@ -445,29 +439,14 @@ export class GraphSharedTransport implements SharedTransport {
 
   /**
    * A child folder by display name (null parent: the top of the mailbox); null when there is none.
-   * A peer's claim folder is never cached: it is deleted on release and may be made anew.
+   * A peer's claim folder is not cached: a person may delete it and a gateway make it anew.
    */
   private async childId(parentId: string | null, displayName: string, cache = true): Promise<string | null> {
     const cacheKey = `${parentId ?? ""}/${displayName.toLowerCase()}`;
     const cached = cache ? this.folderIds.get(cacheKey) : undefined;
     if (cached) return cached;
-    const base = `${userPath(this.opts.mailbox)}/mailFolders`;
-    const path = parentId === null ? base : `${base}/${segment(parentId)}/childFolders`;
-    let found: { id?: string }[];
-    try {
-      const page = await this.api.get<Page<{ id?: string }>>(
-        path,
-        { $filter: `displayName eq '${displayName.replace(/'/g, "''")}'`, $select: "id,displayName" },
-        this.call,
-      );
-      found = page?.value ?? [];
-    } catch (err) {
-      if (!(err instanceof GraphApiError && err.itemNotFound)) throw err;
-      found = [];
-    }
-    const id = found[0]?.id;
-    if (typeof id !== "string") return null;
-    if (cache) this.folderIds.set(cacheKey, id);
+    const id = await childFolderId(this.api, this.opts.mailbox, parentId, displayName, this.call);
+    if (id && cache) this.folderIds.set(cacheKey, id);
     return id;
   }
 
