@@ -112,6 +112,12 @@ async function waitSettled(site: SharedSite, claimFolders: string[], inInbox: nu
   assert.equal(inbox.seen.length, inInbox, "each settled email is back in the watched folder once");
 }
 
+/** Gateway `index`'s log lines of the shared watcher and the line-driver, for a failure message. */
+function sharedLog(site: SharedSite, index: number): string {
+  const lines = gw(site, index).red.log().split("\n");
+  return `gateway ${index} (${instanceOf(site, index)}):\n${lines.filter((l) => /email-connector|line-driver/.test(l)).slice(-60).join("\n")}`;
+}
+
 function assertNoCrash(site: SharedSite, index: number): void {
   const g = gw(site, index);
   assert.ok(g.alive, `gateway ${index} exited`);
@@ -175,13 +181,25 @@ describe("shared mailbox: bad input by people and copied machines", { concurrenc
     assert.equal(t1.duplicates, 0, "nobody else raised them");
     await gw(site, 1).red.waitForLog(/settled; it had been moved out of the claim folder, nothing to do there/, 10_000);
 
-    // Keeps working: a new burst is shared by both, gateway 1 claiming into its new folder.
+    // Keeps working: a new burst is shared by both, gateway 1 claiming into its new folder. Both
+    // first count each other live again (a reconnect slower than the lease lets gateway 2 count
+    // gateway 1 out and take everything meanwhile, as designed), and gateway 1 is past its join
+    // grace (one renewal and one tie-break delay after a gap in its lease).
+    await pollUntil(
+      () => ([1, 2].every((i) => /shared by 2 gateways/.test(statusText(site, i))) ? true : undefined),
+      30_000,
+      () => `both gateways count 2 live (gw1: ${statusText(site, 1)} | gw2: ${statusText(site, 2)})`,
+    );
+    await sleep((CONNECTOR.leaseSeconds / 4 + 1) * 1000 + 500);
     const second = await site.deliver("B2", 16);
     const t2 = await waitForDelivery(() => [site.receiver], second, 60_000);
     assert.deepEqual(t2.lost, [], "new emails after the deletion are delivered");
     assert.equal(t2.duplicates, 0);
     const split = await site.split(second);
-    assert.ok((split.get(1) ?? 0) > 0, `gateway 1 took part in the new burst (${[...split].join(" / ")})`);
+    assert.ok(
+      (split.get(1) ?? 0) > 0,
+      `gateway 1 took part in the new burst (${[...split].join(" / ")})\n${sharedLog(site, 1)}\n${sharedLog(site, 2)}`,
+    );
     // The deleted folder's emails are gone with it; every other one is back, read.
     await waitSettled(site, [folder, `${BASE}/${instanceOf(site, 2)}`], first.length - held + second.length);
     assertNoCrash(site, 1);
