@@ -8,19 +8,14 @@ import { join } from "node:path";
 import type { NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import type { GraphWatcherState } from "./core/graph/graph-mailbox-watcher";
 import { GraphProgressStore } from "./core/graph/graph-progress-store";
-import {
-  type EmailRef,
-  MailboxWatcher,
-  type Outcome,
-  type TakeMode,
-  type WatchedEmail,
-} from "./core/mail/mailbox-watcher";
+import { MailboxWatcher } from "./core/mail/mailbox-watcher";
 import { ProgressStore, type ServerAction } from "./core/mail/progress-store";
 import { REQUIRED_ROLES, type ResourceKind } from "./core/oauth/cloud";
 import type { SharedWatcherState } from "./core/shared/shared-watcher";
 import { DEFAULT_COORDINATION_FOLDER, type SharedTransport } from "./core/shared/transport";
+import type { EmailRef, Outcome, TakeMode, WatchedEmail, Watcher } from "./core/watch/watcher";
 import type { O365OAuthConfigNode, TokenUser } from "./o365-oauth-config";
-import { type DeliveryClearance, type EmailConnectorNode, type EmailRefInMsg, settlementOf } from "./settle";
+import { type EmailConnectorNode, type EmailRefInMsg, settlementOf } from "./settle";
 
 interface EmailConnectorDef extends NodeDef {
   oauth: string;
@@ -264,14 +259,6 @@ function loadShared() {
 }
 
 /** What the node needs of a watcher, whichever transport it uses; hold and mayDeliver in shared mode only. */
-interface Watcher {
-  start(): void;
-  stop(): Promise<void>;
-  settle(ref: EmailRef, outcome: Outcome): Promise<boolean>;
-  hold?(ref: EmailRef): Promise<boolean>;
-  mayDeliver?(ref: EmailRef): DeliveryClearance;
-}
-
 function statusOf(state: GraphWatcherState | SharedWatcherState, folder: string) {
   if (state.kind === "watching" && "shared" in state && state.shared) {
     const { live, holding } = state.shared;

@@ -10,9 +10,9 @@ import { type AlarmChannel, AlarmNotExpressibleError, type LineState } from "./c
 import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { type Clearance, OutboxPump, type PumpOutcome, type PumpReport } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
-import type { Outcome } from "./core/mail/mailbox-watcher";
 import { Outbox, type OutboxEntry, type RefusedEntry } from "./core/outbox/outbox";
 import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
+import type { Outcome } from "./core/watch/watcher";
 import { registerLineDriverTest } from "./line-driver-test";
 import { type EmailConnectorNode, type EmailRefInMsg, settleEmail, settlementOf } from "./settle";
 

@@ -3,7 +3,9 @@
 // Node-RED's message cloning); whoever finishes with the email (line-driver, data-map, or
 // the flow sending the message back into the connector) settles it through the connector.
 import type { Node, NodeAPI } from "node-red";
-import type { EmailRef, Outcome } from "./core/mail/mailbox-watcher";
+import type { DeliveryClearance, EmailRef, Outcome } from "./core/watch/watcher";
+
+export type { DeliveryClearance };
 
 export interface EmailRefInMsg extends EmailRef {
   /** Node id of the email-connector that emitted the email. */
@@ -15,15 +17,6 @@ export interface EmailConnectorNode extends Node {
   /** Present when the connector shares its mailbox with other gateways (shared mode). */
   shared?: SharedConnector;
 }
-
-/** Whether an alarm whose email a shared connector holds may go on the wire now. */
-export type DeliveryClearance =
-  /** This gateway's claim on the email is current (its lease is fresh). */
-  | "yes"
-  /** Not sure now (lease not renewed lately, connector not running): keep the alarm, ask again. */
-  | "wait"
-  /** Another gateway took the email over (or won it in a tie-break): it raises the alarm, not us. */
-  | "lost";
 
 /**
  * Shared mode: an email leaves its claim folder only when its alarm was ACKed. The line-driver

@@ -115,7 +115,10 @@ async function waitSettled(site: SharedSite, claimFolders: string[], inInbox: nu
 /** Gateway `index`'s log lines of the shared watcher and the line-driver, for a failure message. */
 function sharedLog(site: SharedSite, index: number): string {
   const lines = gw(site, index).red.log().split("\n");
-  return `gateway ${index} (${instanceOf(site, index)}):\n${lines.filter((l) => /email-connector|line-driver/.test(l)).slice(-60).join("\n")}`;
+  return `gateway ${index} (${instanceOf(site, index)}):\n${lines
+    .filter((l) => /email-connector|line-driver/.test(l))
+    .slice(-60)
+    .join("\n")}`;
 }
 
 function assertNoCrash(site: SharedSite, index: number): void {

@@ -7,11 +7,11 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ImapFlow } from "imapflow";
 import { openImap, type TokenSource } from "../../src/core/mail/imap-login";
-import { ConfigurationError } from "../../src/core/mail/mailbox-watcher";
 import { validateOAuthSettings } from "../../src/core/oauth/settings";
 import { TokenProvider } from "../../src/core/oauth/token-provider";
 import { ImapSharedTransport, parseLeaseSubject } from "../../src/core/shared/imap-shared-transport";
 import type { FetchedEmail } from "../../src/core/shared/transport";
+import { ConfigurationError } from "../../src/core/watch/watcher";
 import { alarmEmail, type MailStack, startMailStack } from "../helpers/mail-stack";
 import { MAILBOX } from "../helpers/tenant";
 

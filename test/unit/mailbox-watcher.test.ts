@@ -3,16 +3,12 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  MailboxWatcher,
-  uidSet,
-  type WatchedEmail,
-  type WatcherOptions,
-  type WatcherState,
-} from "../../src/core/mail/mailbox-watcher";
+import { MailboxWatcher, type WatcherOptions } from "../../src/core/mail/mailbox-watcher";
 import { ProgressStore } from "../../src/core/mail/progress-store";
+import { uidSet } from "../../src/core/mail/uid-set";
 import { validateOAuthSettings } from "../../src/core/oauth/settings";
 import { TokenProvider } from "../../src/core/oauth/token-provider";
+import type { WatchedEmail, WatcherState } from "../../src/core/watch/watcher";
 import { type MailStack, startMailStack } from "../helpers/mail-stack";
 import { soakAlarmWithClip } from "../helpers/soak-mail";
 import { MAILBOX } from "../helpers/tenant";

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { EmailRef, WatchedEmail } from "../../src/core/mail/mailbox-watcher";
 import { SharedMailboxWatcher, type SharedWatcherOptions } from "../../src/core/shared/shared-watcher";
+import type { EmailRef, WatchedEmail } from "../../src/core/watch/watcher";
 import { MemoryMailbox } from "../helpers/memory-shared-transport";
 import { until } from "../helpers/until";
 

@@ -10,24 +10,27 @@ import { pipeline } from "node:stream";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
 import type { TokenSource } from "../mail/imap-login";
 import {
-  ConfigurationError,
-  type EmailRef,
-  type Outcome,
-  type TakeMode,
-  type WatchedEmail,
-  type WatcherState,
-} from "../mail/mailbox-watcher";
-import {
   bareMessageId,
   discardSpool,
   type ParsedEmail,
-  parseEmail,
   UnreadableEmailError,
   unreadableEmail,
 } from "../mail/parse-email";
 import { type ServerAction, settlementAction } from "../mail/progress-store";
 import { isPermanentTokenError } from "../oauth/token-errors";
 import { Pause } from "../pause";
+import { InFlightEmails } from "../watch/in-flight";
+import { parseFetched } from "../watch/parse-fetched";
+import { describe, type Failure, SessionLoop } from "../watch/session-loop";
+import {
+  ConfigurationError,
+  type EmailRef,
+  type Outcome,
+  type TakeMode,
+  type WatchedEmail,
+  type Watcher,
+  type WatcherState,
+} from "../watch/watcher";
 import { childFolderId, folderIdByPath } from "./folders";
 import {
   ByteCounter,
@@ -36,7 +39,6 @@ import {
   GraphApiError,
   type GraphResponse,
   type GraphStream,
-  isAbort,
   segment,
   userPath,
 } from "./graph-api";
@@ -92,12 +94,6 @@ export interface GraphWatcherOptions {
   log(level: "info" | "warn" | "error", message: string): void;
 }
 
-interface InFlight {
-  ref: GraphEmailRef;
-  emittedAt: number;
-  email: ParsedEmail;
-}
-
 /** A message as the delta query and the unread listing return it. */
 interface ListedMessage {
   id: string;
@@ -129,29 +125,25 @@ const LIST_PAGE_SIZE = 50;
 const OFFER_BATCH = 50;
 const DEFAULT_SAFETY_CHECK_MS = 5 * 60_000;
 
-export class GraphMailboxWatcher {
+export class GraphMailboxWatcher implements Watcher {
   private readonly api: GraphApi;
   private readonly ownsApi: boolean;
   private readonly mailboxKey: string;
   private readonly safetyCheckMs: number;
-  private stopped = false;
   private readonly abort = new AbortController();
-  private readonly pausing = new Pause();
   private readonly idle = new Pause();
-  private readonly inFlight = new Map<number, InFlight>();
+  private readonly inFlight = new InFlightEmails<GraphEmailRef>();
   /** Pending emails to look at again before offering: they may have been read or moved meanwhile. */
   private readonly unverified = new Set<number>();
-  /** Parsed copies offered before a redelivery: the flow may still read their spooled files. */
-  private readonly released = new Map<number, ParsedEmail[]>();
   private readonly folderIds = new Map<string, string>();
   private folderId = "";
   private again = false;
   private lastDelta = Number.NEGATIVE_INFINITY;
   private lastCatchUp = Number.NEGATIVE_INFINITY;
-  private redeliverTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly unwatchThrottling: () => void;
   private lastState = "";
+  private readonly loop: SessionLoop;
 
   constructor(private readonly opts: GraphWatcherOptions) {
     this.ownsApi = !opts.api;
@@ -170,25 +162,47 @@ export class GraphMailboxWatcher {
     this.unwatchThrottling = this.api.watchThrottling((retryInMs, mailbox) => {
       if (mailbox === this.mailboxKey && !this.stopped) this.setState({ kind: "throttled", retryInMs });
     });
+    this.loop = new SessionLoop({
+      backoff: opts.backoff,
+      session: async (working) => {
+        await this.session(working);
+        return undefined;
+      },
+      classify: (err) => this.classify(err),
+      // "connecting" is said once, at start: between rounds Graph is asked again, not reconnected to.
+      onState: (state) => {
+        if (state.kind !== "connecting" || this.lastState === "") this.setState(state);
+      },
+      log: opts.log,
+      verb: "retrying",
+    });
+  }
+
+  private get stopped(): boolean {
+    return this.loop.stopped;
   }
 
   start(): void {
     this.running ??= this.run();
-    const every = Math.max(1000, Math.min(this.opts.redeliverAfterMs / 4, 30_000));
-    this.redeliverTimer = setInterval(() => this.releaseOverdue(), every);
+    this.inFlight.watchOverdue({
+      redeliverAfterMs: this.opts.redeliverAfterMs,
+      onReleased: (uids) => {
+        for (const uid of uids) this.unverified.add(uid);
+        this.requestCheck();
+      },
+      log: this.opts.log,
+    });
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.redeliverTimer);
+    this.inFlight.stopWatching();
     this.abort.abort();
-    this.pausing.wake();
     this.idle.wake();
+    await this.loop.stop();
     await this.running;
     this.unwatchThrottling();
     if (this.ownsApi) this.api.close();
-    for (const f of this.inFlight.values()) await discardSpool(f.email);
-    for (const uid of [...this.released.keys()]) await this.discardReleased(uid);
+    await this.inFlight.clear();
   }
 
   get inFlightCount(): number {
@@ -205,12 +219,10 @@ export class GraphMailboxWatcher {
       this.opts.log("warn", `settle(${outcome}) for uid ${ref.uid} ignored: not in flight (already settled?)`);
       return false;
     }
-    const entry = this.inFlight.get(ref.uid);
+    const entry = this.inFlight.take(ref.uid);
     if (outcome === "retry") {
-      this.inFlight.delete(ref.uid);
       this.unverified.add(ref.uid);
-      if (entry) await discardSpool(entry.email);
-      await this.discardReleased(ref.uid);
+      await this.inFlight.discard(ref.uid, entry);
       this.requestCheck();
       return true;
     }
@@ -225,7 +237,6 @@ export class GraphMailboxWatcher {
       ...(action.kind === "none" ? { appliedAt: Date.now() } : {}),
     };
     // Out of pending at once, so that a concurrent second settlement of the same email is ignored.
-    this.inFlight.delete(ref.uid);
     this.unverified.delete(ref.uid);
     this.opts.store.update((p) => {
       p.pending = p.pending.filter((x) => x !== pending);
@@ -239,19 +250,12 @@ export class GraphMailboxWatcher {
         p.settled = p.settled.filter((s) => s !== record);
         p.pending.push(pending);
       });
-      if (entry) this.inFlight.set(ref.uid, entry);
+      if (entry) this.inFlight.restore(entry);
       throw new Error(`settlement of uid ${ref.uid} not recorded: ${describe(err)}`);
     }
-    if (entry) await discardSpool(entry.email);
-    await this.discardReleased(ref.uid);
+    await this.inFlight.discard(ref.uid, entry);
     this.requestCheck();
     return true;
-  }
-
-  private async discardReleased(uid: number): Promise<void> {
-    const copies = this.released.get(uid) ?? [];
-    this.released.delete(uid);
-    for (const email of copies) await discardSpool(email);
   }
 
   private async run(): Promise<void> {
@@ -259,34 +263,21 @@ export class GraphMailboxWatcher {
     if (problem) this.opts.log("error", problem);
     // Taken on before a restart: offered again, unless read or gone meanwhile.
     for (const p of this.opts.store.current.pending) this.unverified.add(p.uid);
-    this.setState({ kind: "connecting" });
-    let attempt = 0;
-    while (!this.stopped) {
-      try {
-        await this.session(() => {
-          attempt = 0;
-        });
-      } catch (err) {
-        if (this.stopped) break;
-        const reason = describe(err);
-        const hint = err instanceof GraphApiError && err.hint ? ` (${err.hint})` : "";
-        if (err instanceof GraphApiError && err.throttled) {
-          const inMs = err.retryAfterMs ?? backoffDelay(attempt++, this.opts.backoff);
-          this.opts.log("warn", `${reason}; retrying in ${Math.ceil(inMs / 1000)} s`);
-          this.setState({ kind: "throttled", retryInMs: inMs });
-          await this.pausing.for(inMs);
-          continue;
-        }
-        const permanent =
-          err instanceof ConfigurationError ||
-          (err instanceof GraphApiError && err.status >= 400 && err.status < 500) ||
-          isPermanentTokenError(err);
-        const inMs = backoffDelay(attempt++, this.opts.backoff);
-        this.opts.log(permanent ? "error" : "warn", `${reason}${hint}; retrying in ${Math.round(inMs / 1000)} s`);
-        this.setState(permanent ? { kind: "error", reason, inMs } : { kind: "reconnecting", reason, inMs });
-        await this.pausing.for(inMs);
-      }
+    await this.loop.start();
+  }
+
+  private classify(err: unknown): Failure {
+    if (err instanceof GraphApiError && err.throttled) {
+      // Retry-After when Graph gives one; else the policy's delay (the loop's attempt count is not kept).
+      return { throttledForMs: err.retryAfterMs ?? backoffDelay(0, this.opts.backoff) };
     }
+    return {
+      permanent:
+        err instanceof ConfigurationError ||
+        (err instanceof GraphApiError && err.status >= 400 && err.status < 500) ||
+        isPermanentTokenError(err),
+      hint: err instanceof GraphApiError ? err.hint : undefined,
+    };
   }
 
   /** Rounds until one fails; the caller backs off and starts a new session. */
@@ -327,7 +318,7 @@ export class GraphMailboxWatcher {
   }
 
   /** Tells the node, once per change (a status update after every quiet poll helps nobody). */
-  private setState(state: GraphWatcherState): void {
+  private setState(state: GraphWatcherState | { kind: "connecting" }): void {
     const text = JSON.stringify(state);
     if (text === this.lastState && state.kind === "watching") return;
     this.lastState = text;
@@ -561,19 +552,18 @@ export class GraphMailboxWatcher {
     }
     const counter = new ByteCounter();
     pipeline(source.stream, counter, () => undefined);
-    let email: ParsedEmail;
+    let email: ParsedEmail | UnreadableEmailError;
     try {
-      email = await parseEmail(counter, {
-        maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes,
-        spoolDir: `${this.opts.spoolDir}/${GRAPH_UID_VALIDITY}-${pending.uid}`,
-      });
+      const spoolDir = `${this.opts.spoolDir}/${GRAPH_UID_VALIDITY}-${pending.uid}`;
+      email = await parseFetched(counter, { maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes, spoolDir });
     } catch (err) {
+      source.stream.destroy(); // a failed download is retried on the next round
+      throw err;
+    }
+    if (email instanceof UnreadableEmailError) {
       source.stream.destroy();
-      // A failed download is retried on the next round; only unreadable MIME goes on, empty,
-      // because it is still an email someone sent: it is rejected and reviewed, not dropped.
-      if (!(err instanceof UnreadableEmailError)) throw err;
-      this.opts.log("warn", `uid ${pending.uid}: ${describe(err)}`);
-      email = unreadableEmail(describe(err));
+      this.opts.log("warn", `uid ${pending.uid}: ${describe(email)}`);
+      email = unreadableEmail(describe(email));
     }
     return { pending, email, size: counter.bytes };
   }
@@ -590,39 +580,18 @@ export class GraphMailboxWatcher {
       messageId: email.messageId ?? pending.messageId,
       graphId: pending.graphId,
     };
-    this.inFlight.set(pending.uid, { ref, emittedAt: Date.now(), email });
+    this.inFlight.add(ref, email, size);
     this.opts.emit({ ref, email, size, receivedAt: pending.receivedAt });
   }
 
   private drop(pending: GraphPendingEmail, why: string): null {
     this.unverified.delete(pending.uid);
-    void this.discardReleased(pending.uid);
+    void this.inFlight.discard(pending.uid);
     this.opts.store.update((p) => {
       p.pending = p.pending.filter((x) => x !== pending);
     });
     this.opts.log("info", `uid ${pending.uid} not offered again: ${why}`);
     return null;
-  }
-
-  /** Emails emitted but not settled in time are offered again, never dropped. */
-  private releaseOverdue(): void {
-    const now = Date.now();
-    let released = 0;
-    for (const [uid, f] of this.inFlight) {
-      if (now - f.emittedAt >= this.opts.redeliverAfterMs) {
-        this.inFlight.delete(uid);
-        this.unverified.add(uid);
-        this.released.set(uid, [...(this.released.get(uid) ?? []), f.email]);
-        released++;
-      }
-    }
-    if (released > 0) {
-      this.opts.log(
-        "warn",
-        `${released} email(s) not settled within ${this.opts.redeliverAfterMs / 1000} s: offering again`,
-      );
-      this.requestCheck();
-    }
   }
 
   // ---- settling on the server ----
@@ -773,10 +742,4 @@ function receivedMs(m: ListedMessage): number {
 function isoOrNull(value: string | null | undefined): string | null {
   const at = Date.parse(value ?? "");
   return Number.isNaN(at) ? null : new Date(at).toISOString();
-}
-
-function describe(err: unknown): string {
-  if (isAbort(err)) return "stopped";
-  if (typeof err === "object" && err !== null) return (err as { message?: string }).message ?? String(err);
-  return String(err);
 }

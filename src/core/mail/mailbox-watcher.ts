@@ -5,19 +5,23 @@
 
 import type { Readable } from "node:stream";
 import type { FetchMessageObject, ImapFlow } from "imapflow";
-import { type BackoffPolicy, backoffDelay } from "../backoff";
+import type { BackoffPolicy } from "../backoff";
 import { isPermanentTokenError, isTransientTokenError } from "../oauth/token-errors";
-import { Pause } from "../pause";
-import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
+import { InFlightEmails } from "../watch/in-flight";
+import { parseFetched } from "../watch/parse-fetched";
+import { describe, type Failure, SessionLoop, tokenRetryPolicy } from "../watch/session-loop";
 import {
-  bareMessageId,
-  discardSpool,
-  type ParsedEmail,
-  parseEmail,
-  UnreadableEmailError,
-  unreadableEmail,
-} from "./parse-email";
-import { parseInWorker, parseWorkerRunning, startParseWorker } from "./parse-in-worker";
+  ConfigurationError,
+  type EmailRef,
+  type Outcome,
+  type TakeMode,
+  type WatchedEmail,
+  type Watcher,
+  type WatcherState,
+} from "../watch/watcher";
+import { type ImapEndpoint, ImapLoginError, openImap, type TokenSource } from "./imap-login";
+import { bareMessageId, type ParsedEmail, UnreadableEmailError, unreadableEmail } from "./parse-email";
+import { parseWorkerRunning, startParseWorker } from "./parse-in-worker";
 import {
   type FolderProgress,
   type ProgressStore,
@@ -25,30 +29,7 @@ import {
   type SettledEmail,
   settlementAction,
 } from "./progress-store";
-
-export type TakeMode = "unseen" | "new";
-export type Outcome = "accepted" | "rejected" | "retry";
-
-/** Identity of an email as it travels through a flow; plain data so Node-RED can clone it. */
-export interface EmailRef {
-  uidValidity: string;
-  uid: number;
-  messageId: string | null;
-}
-
-export interface WatchedEmail {
-  ref: EmailRef;
-  email: ParsedEmail;
-  size: number;
-  /** When the server received it (IMAP INTERNALDATE), ISO 8601. */
-  receivedAt: string | null;
-}
-
-export type WatcherState =
-  | { kind: "connecting" }
-  | { kind: "watching"; inFlight: number }
-  | { kind: "reconnecting"; inMs: number; reason: string }
-  | { kind: "error"; reason: string; inMs: number };
+import { uidSet } from "./uid-set";
 
 export interface WatcherOptions {
   endpoint: ImapEndpoint;
@@ -75,14 +56,6 @@ export interface WatcherOptions {
   emit(email: WatchedEmail): void;
   onState(state: WatcherState): void;
   log(level: "info" | "warn" | "error", message: string): void;
-}
-
-interface InFlight {
-  ref: EmailRef;
-  emittedAt: number;
-  email: ParsedEmail;
-  /** Its size on the server. */
-  size: number;
 }
 
 /** What the first FETCH tells about an email before its bytes are fetched. */
@@ -129,11 +102,9 @@ function chunksBySize(
   return chunks;
 }
 
-export class MailboxWatcher {
+export class MailboxWatcher implements Watcher {
   private client: ImapFlow | undefined;
-  private stopped = false;
-  private readonly pausing = new Pause();
-  private readonly inFlight = new Map<number, InFlight>();
+  private readonly inFlight = new InFlightEmails();
   private uidValidity: string | null = null;
   private checking: Promise<void> | undefined;
   private checkAgain = false;
@@ -143,28 +114,47 @@ export class MailboxWatcher {
   /** Sizes of the emails fetched and being parsed, not yet in flight. */
   private parsingBytes = 0;
   private pollTimer: NodeJS.Timeout | undefined;
-  private redeliverTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private readonly loop: SessionLoop;
 
-  constructor(private readonly opts: WatcherOptions) {}
+  constructor(private readonly opts: WatcherOptions) {
+    this.loop = new SessionLoop({
+      backoff: opts.backoff,
+      session: async (working) => {
+        await this.session(working);
+        return undefined;
+      },
+      cleanup: () => this.cleanupSession(),
+      classify: (err) => this.classify(err),
+      onState: (state) => opts.onState(state as WatcherState),
+      log: opts.log,
+    });
+  }
+
+  private get stopped(): boolean {
+    return this.loop.stopped;
+  }
 
   start(): void {
     this.running ??= this.run();
-    const every = Math.max(1000, Math.min(this.opts.redeliverAfterMs / 4, 30_000));
-    this.redeliverTimer = setInterval(() => this.releaseOverdue(), every);
+    this.inFlight.watchOverdue({
+      redeliverAfterMs: this.opts.redeliverAfterMs,
+      onReleased: () => this.requestCheck(),
+      log: this.opts.log,
+    });
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.redeliverTimer);
+    this.inFlight.stopWatching();
     clearInterval(this.pollTimer);
-    this.pausing.wake();
+    const stopping = this.loop.stop();
     const client = this.client;
     if (client?.usable) await Promise.race([client.logout().catch(() => undefined), sleep(2000)]);
     client?.close();
+    await stopping;
     await this.running;
     await this.opts.store.close();
-    for (const f of this.inFlight.values()) await discardSpool(f.email);
+    await this.inFlight.clear();
   }
 
   get inFlightCount(): number {
@@ -176,14 +166,13 @@ export class MailboxWatcher {
    * cannot become an alarm (review folder); retry: offer it again now.
    */
   async settle(ref: EmailRef, outcome: Outcome): Promise<boolean> {
-    const entry = this.inFlight.get(ref.uid);
-    if (!entry || ref.uidValidity !== this.uidValidity) {
+    if (!this.inFlight.has(ref.uid) || ref.uidValidity !== this.uidValidity) {
       this.opts.log("warn", `settle(${outcome}) for uid ${ref.uid} ignored: not in flight (already settled?)`);
       return false;
     }
+    const entry = this.inFlight.take(ref.uid);
     if (outcome === "retry") {
-      this.inFlight.delete(ref.uid);
-      await discardSpool(entry.email); // it is fetched and spooled afresh when offered again
+      await this.inFlight.discard(ref.uid, entry); // it is fetched and spooled afresh when offered again
       this.requestCheck();
       return true;
     }
@@ -195,16 +184,14 @@ export class MailboxWatcher {
       action,
       applied: action.kind === "none",
     };
-    // Out of flight at once, so that a concurrent second settlement of the same email is ignored.
-    this.inFlight.delete(ref.uid);
     try {
       await this.opts.store.record(record);
     } catch (err) {
       // Not durable, so not settled: the email stays in flight and the server is not touched.
-      this.inFlight.set(ref.uid, entry);
+      if (entry) this.inFlight.restore(entry);
       throw new Error(`settlement of uid ${ref.uid} not recorded: ${describe(err)}`);
     }
-    await discardSpool(entry.email);
+    await this.inFlight.discard(ref.uid, entry);
     // Only the server action is due, unless fetching waits for room this settlement made.
     this.requestCheck(this.heldBack ? "full" : "apply");
     return true;
@@ -213,33 +200,17 @@ export class MailboxWatcher {
   private async run(): Promise<void> {
     const { problem } = await this.opts.store.load();
     if (problem) this.opts.log("error", problem);
-    let attempt = 0;
-    while (!this.stopped) {
-      this.opts.onState({ kind: "connecting" });
-      let reason: string;
-      let permanent = false;
-      let tokenOutage = false;
-      try {
-        await this.session(() => {
-          attempt = 0;
-        });
-        reason = "connection closed";
-      } catch (err) {
-        reason = describe(err);
-        permanent =
-          (err instanceof ImapLoginError && err.permanent) ||
-          err instanceof ConfigurationError ||
-          isPermanentTokenError(err);
-        tokenOutage = isTransientTokenError(err);
-      } finally {
-        this.cleanupSession();
-      }
-      if (this.stopped) break;
-      const inMs = backoffDelay(attempt++, tokenOutage ? tokenRetryPolicy(this.opts.backoff) : this.opts.backoff);
-      this.opts.log(permanent ? "error" : "warn", `${reason}; reconnecting in ${Math.round(inMs / 1000)} s`);
-      this.opts.onState(permanent ? { kind: "error", reason, inMs } : { kind: "reconnecting", reason, inMs });
-      await this.pausing.for(inMs);
-    }
+    await this.loop.start();
+  }
+
+  private classify(err: unknown): Failure {
+    return {
+      permanent:
+        (err instanceof ImapLoginError && err.permanent) ||
+        err instanceof ConfigurationError ||
+        isPermanentTokenError(err),
+      policy: isTransientTokenError(err) ? tokenRetryPolicy(this.opts.backoff) : undefined,
+    };
   }
 
   private async session(connected: () => void): Promise<void> {
@@ -361,7 +332,7 @@ export class MailboxWatcher {
         // Everything below the oldest email still to do is done: move the watermark up to it.
         const open = candidates.filter((u) => !p.settled.some((s) => s.uid === u));
         const floor = open.length > 0 ? Math.min(...open) - 1 : Math.max(p.watermark, ...candidates);
-        const busy = [...this.inFlight.keys()];
+        const busy = this.inFlight.uids();
         const limit = busy.length > 0 ? Math.min(floor, Math.min(...busy) - 1) : floor;
         if (limit > p.watermark) {
           p.watermark = limit;
@@ -378,9 +349,7 @@ export class MailboxWatcher {
   /** Whether the emails in flight hold enough memory that no more may be fetched now. */
   private get memoryFull(): boolean {
     if (this.inFlight.size === 0 && this.parsingBytes === 0) return false;
-    let bytes = 0;
-    for (const f of this.inFlight.values()) bytes += f.size;
-    return bytes + this.parsingBytes >= this.maxInFlightBytes;
+    return this.inFlight.bytes + this.parsingBytes >= this.maxInFlightBytes;
   }
 
   private async fetchAndEmit(client: ImapFlow, uids: number[]): Promise<void> {
@@ -502,20 +471,8 @@ export class MailboxWatcher {
     source: Buffer | Readable,
     onWorker = false,
   ): Promise<ParsedEmail | UnreadableEmailError> {
-    const options = {
-      maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes,
-      spoolDir: `${this.opts.spoolDir}/${this.uidValidity ?? ""}-${uid}`,
-    };
-    try {
-      return onWorker && Buffer.isBuffer(source)
-        ? await parseInWorker(source, options)
-        : await parseEmail(source, options);
-    } catch (err) {
-      // A failed download is retried on the next connection; only unreadable MIME goes on, empty,
-      // because it is still an email someone sent: it is rejected and reviewed, not dropped.
-      if (!(err instanceof UnreadableEmailError)) throw err;
-      return err;
-    }
+    const spoolDir = `${this.opts.spoolDir}/${this.uidValidity ?? ""}-${uid}`;
+    return parseFetched(source, { maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes, spoolDir }, onWorker);
   }
 
   /** The server's envelope names an unreadable email for the review: asked for only when needed. */
@@ -527,7 +484,7 @@ export class MailboxWatcher {
 
   private emitEmail(uid: number, email: ParsedEmail, about: Listed): void {
     const ref: EmailRef = { uidValidity: this.uidValidity ?? "", uid, messageId: email.messageId };
-    this.inFlight.set(uid, { ref, emittedAt: Date.now(), email, size: about.size });
+    this.inFlight.add(ref, email, about.size);
     this.opts.emit({ ref, email, size: about.size, receivedAt: about.receivedAt });
   }
 
@@ -607,7 +564,7 @@ export class MailboxWatcher {
         (this.opts.take === "new" ? ` and took ${readOnes} read emails as processed` : "") +
         "; unread emails not matched will be offered again.",
     );
-    this.inFlight.clear();
+    await this.inFlight.clear();
     this.opts.store.update((p) => {
       p.uidValidity = uidValidity;
       p.watermark = 0;
@@ -616,43 +573,6 @@ export class MailboxWatcher {
     await this.opts.store.save();
     this.uidValidity = uidValidity;
   }
-
-  /** Emails emitted but not settled in time are offered again, never dropped. */
-  private releaseOverdue(): void {
-    const now = Date.now();
-    let released = 0;
-    for (const [uid, f] of this.inFlight) {
-      if (now - f.emittedAt >= this.opts.redeliverAfterMs) {
-        this.inFlight.delete(uid);
-        released++;
-      }
-    }
-    if (released > 0) {
-      this.opts.log(
-        "warn",
-        `${released} email(s) not settled within ${this.opts.redeliverAfterMs / 1000} s: offering again`,
-      );
-      this.requestCheck();
-    }
-  }
-}
-
-/** The watcher cannot work as configured (missing folder, ...): retried slowly, shown in red. */
-export class ConfigurationError extends Error {
-  override readonly name = "ConfigurationError";
-}
-
-/** A UID set for a command, with runs written as ranges: "3:7,9" rather than "3,4,5,6,7,9". */
-export function uidSet(uids: number[]): string {
-  const sorted = [...uids].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] as number) + 1) j++;
-    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(",");
 }
 
 function isoDate(value: Date | string | undefined): string | null {
@@ -681,23 +601,6 @@ function emptyEmail(problem: string, envelope: FetchMessageObject["envelope"]): 
     date: date?.toISOString() ?? null,
     subject: envelope?.subject ?? "",
   });
-}
-
-/**
- * Retries while the token endpoint fails are capped low: they cost Exchange nothing, and after an
- * HTTP 5xx MSAL answers every request from its own 60 s throttle anyway, so a full backoff
- * (up to a minute) would only add to the time the gateway stays offline once Entra ID is back.
- */
-function tokenRetryPolicy(policy: BackoffPolicy): BackoffPolicy {
-  return { ...policy, maxMs: Math.min(policy.maxMs, policy.initialMs * 10) };
-}
-
-function describe(err: unknown): string {
-  if (typeof err === "object" && err !== null) {
-    const e = err as { statusText?: string; message?: string };
-    return e.statusText ?? e.message ?? String(err);
-  }
-  return String(err);
 }
 
 function sleep(ms: number): Promise<void> {

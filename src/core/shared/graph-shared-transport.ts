@@ -23,8 +23,8 @@ import type { Readable } from "node:stream";
 import { childFolderId, folderIdByPath } from "../graph/folders";
 import { type CallOptions, GraphApi, GraphApiError, segment, userPath } from "../graph/graph-api";
 import type { TokenSource } from "../mail/imap-login";
-import { ConfigurationError } from "../mail/mailbox-watcher";
 import { bareMessageId } from "../mail/parse-email";
+import { ConfigurationError } from "../watch/watcher";
 import {
   type Candidate,
   type ClaimedItem,

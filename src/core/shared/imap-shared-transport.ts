@@ -8,8 +8,9 @@
 // every round has a deadline: a silent server closes everything and onClosed reports it once.
 import type { ImapFlow, SearchObject } from "imapflow";
 import { type ImapEndpoint, openImap, type TokenSource } from "../mail/imap-login";
-import { ConfigurationError, uidSet } from "../mail/mailbox-watcher";
 import { bareMessageId } from "../mail/parse-email";
+import { uidSet } from "../mail/uid-set";
+import { ConfigurationError } from "../watch/watcher";
 import {
   type Candidate,
   type ClaimedItem,

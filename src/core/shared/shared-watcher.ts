@@ -11,19 +11,21 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
-import type { DeliveryClearance } from "../../settle";
-import { type BackoffPolicy, backoffDelay } from "../backoff";
+import type { BackoffPolicy } from "../backoff";
+import { discardSpool, type ParsedEmail, UnreadableEmailError, unreadableEmail } from "../mail/parse-email";
+import { type ServerAction, settlementAction } from "../mail/progress-store";
+import { isPermanentTokenError, isTransientTokenError } from "../oauth/token-errors";
+import { parseFetched } from "../watch/parse-fetched";
+import { describe, type Failure, SessionLoop, tokenRetryPolicy } from "../watch/session-loop";
 import {
   ConfigurationError,
+  type DeliveryClearance,
   type EmailRef,
   type Outcome,
   type WatchedEmail,
+  type Watcher,
   type WatcherState,
-} from "../mail/mailbox-watcher";
-import { discardSpool, type ParsedEmail, parseEmail, UnreadableEmailError, unreadableEmail } from "../mail/parse-email";
-import { type ServerAction, settlementAction } from "../mail/progress-store";
-import { isPermanentTokenError } from "../oauth/token-errors";
-import { Pause } from "../pause";
+} from "../watch/watcher";
 import { loadOrCreateIdentity, renewIdentity } from "./identity";
 import { sameMembers, viewLeases } from "./lease-view";
 import { ownerOf } from "./partition";
@@ -90,6 +92,8 @@ interface PendingSettlement {
   notBefore: number;
 }
 
+/** A session ended so that the next starts at once, under the new id. */
+const IDENTITY_RENEWED = "identity renewed";
 const DEFAULT_LEASE_MS = 20_000;
 const DEFAULT_RENEW_MS = 5_000;
 const DEFAULT_TIE_BREAK_MS = 1_000;
@@ -99,7 +103,7 @@ const LIST_LIMIT = 500;
 /** Lost refs remembered for mayDeliver (an outbox may ask about them for a long time). */
 const LOST_MEMORY = 10_000;
 
-export class SharedMailboxWatcher {
+export class SharedMailboxWatcher implements Watcher {
   private readonly leaseMs: number;
   private readonly renewMs: number;
   private readonly tieBreakMs: number;
@@ -108,12 +112,11 @@ export class SharedMailboxWatcher {
   private readonly freshMs: number;
   private me = "";
   private nonce = "";
-  private stopped = false;
   private connected = false;
   /** This gateway's claim folder has been listed since the session began. */
   private resumed = false;
   private resumeWanted = true;
-  private readonly pausing = new Pause();
+  private readonly loop: SessionLoop;
   private running: Promise<void> | undefined;
   private sessionEnd: ((reason: string) => void) | undefined;
 
@@ -160,6 +163,24 @@ export class SharedMailboxWatcher {
     this.freshMs = this.leaseMs - Math.min(Math.max(2000, this.leaseMs / 4), this.leaseMs / 2);
     opts.transport.onChange(() => this.requestRound());
     opts.transport.onClosed((err) => this.endSession(`connection closed: ${describe(err)}`));
+    this.loop = new SessionLoop({
+      backoff: opts.backoff,
+      session: async (working) => {
+        const reason = await this.session(working);
+        return { reason, atOnce: reason === IDENTITY_RENEWED };
+      },
+      cleanup: () => this.cleanupSession(),
+      classify: (err): Failure => ({
+        permanent: err instanceof ConfigurationError || isPermanentTokenError(err),
+        policy: isTransientTokenError(err) ? tokenRetryPolicy(opts.backoff) : undefined,
+      }),
+      onState: (state) => this.setState(state as WatcherState),
+      log: opts.log,
+    });
+  }
+
+  private get stopped(): boolean {
+    return this.loop.stopped;
   }
 
   start(): void {
@@ -175,10 +196,10 @@ export class SharedMailboxWatcher {
       await this.checking;
       await this.flushSettlements(true).catch(() => undefined);
     }
-    this.stopped = true;
     clearInterval(this.redeliverTimer);
+    const stopping = this.loop.stop();
     this.endSession("stopped");
-    this.pausing.wake();
+    await stopping;
     await this.running;
     for (const c of this.claims.values()) for (const e of c.copies) await discardSpool(e);
   }
@@ -279,30 +300,7 @@ export class SharedMailboxWatcher {
       this.setState({ kind: "error", reason: describe(err), inMs: 0 });
       return;
     }
-    let attempt = 0;
-    while (!this.stopped) {
-      this.setState({ kind: "connecting" });
-      let reason: string;
-      let permanent = false;
-      let renewed = false;
-      try {
-        reason = await this.session(() => {
-          attempt = 0;
-        });
-        renewed = reason === "identity renewed";
-      } catch (err) {
-        reason = describe(err);
-        permanent = err instanceof ConfigurationError || isPermanentTokenError(err);
-      } finally {
-        await this.cleanupSession();
-      }
-      if (this.stopped) break;
-      if (renewed) continue;
-      const inMs = backoffDelay(attempt++, this.opts.backoff);
-      this.opts.log(permanent ? "error" : "warn", `${reason}; reconnecting in ${Math.round(inMs / 1000)} s`);
-      this.setState(permanent ? { kind: "error", reason, inMs } : { kind: "reconnecting", reason, inMs });
-      await this.pausing.for(inMs);
-    }
+    await this.loop.start();
   }
 
   /** One connection: resolves with why it ended. */
@@ -436,7 +434,7 @@ export class SharedMailboxWatcher {
     for (const claim of [...this.claims.values()]) this.loseClaim(claim);
     this.live = [];
     this.lastRenewSent = Number.NEGATIVE_INFINITY;
-    this.endSession("identity renewed");
+    this.endSession(IDENTITY_RENEWED);
   }
 
   // ---- rounds ----
@@ -646,19 +644,11 @@ export class SharedMailboxWatcher {
   }
 
   private async parse(claim: Claim, source: Buffer | Readable): Promise<ParsedEmail> {
-    const options = {
-      maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes,
-      spoolDir: `${this.opts.spoolDir}/shared-${claim.uid}-${claim.copies.length}`,
-    };
-    try {
-      return await parseEmail(source, options);
-    } catch (err) {
-      // A failed download is retried on the next session; unreadable MIME goes on, empty,
-      // because it is still an email someone sent: it is rejected and reviewed, not dropped.
-      if (!(err instanceof UnreadableEmailError)) throw err;
-      this.opts.log("warn", `${label(claim)}: ${describe(err)}`);
-      return unreadableEmail(describe(err), { messageId: claim.messageId });
-    }
+    const spoolDir = `${this.opts.spoolDir}/shared-${claim.uid}-${claim.copies.length}`;
+    const email = await parseFetched(source, { maxInMemoryBytes: this.opts.maxInMemoryAttachmentBytes, spoolDir });
+    if (!(email instanceof UnreadableEmailError)) return email;
+    this.opts.log("warn", `${label(claim)}: ${describe(email)}`);
+    return unreadableEmail(describe(email), { messageId: claim.messageId });
   }
 
   /** Emails emitted but neither settled nor held in time are offered again, never dropped. */
@@ -755,9 +745,4 @@ function describeRef(ref: EmailRef): string {
 
 function label(claim: Claim): string {
   return claim.messageId ? `<${claim.messageId}>` : `claimed email ${claim.claimedId}`;
-}
-
-function describe(err: unknown): string {
-  if (typeof err === "object" && err !== null) return (err as { message?: string }).message ?? String(err);
-  return String(err);
 }
