@@ -261,8 +261,10 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
             ids.add(/Message-ID: <([^>]+)>/.exec(raw)?.[1] ?? "");
             await admin.append(WATCHED, raw);
           }
-          const candidates = await a.listWatched(1000);
+          // Each lists before it claims, as the shared watcher does (a claim names ids of its own listing).
+          const [candidates, seenByB] = await Promise.all([a.listWatched(1000), b.listWatched(1000)]);
           assert.equal(candidates.length, 300);
+          assert.equal(seenByB.length, 300);
           const keys = candidates.map((c) => c.id);
           const [byA, byB] = await Promise.all([
             claimIn(a, keys, mode.batch),

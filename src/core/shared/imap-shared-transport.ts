@@ -38,6 +38,15 @@ export interface ImapSharedTransportOptions {
 const LEASE_SUBJECT = "gateway-lease";
 /** Emails fetched per FETCH: their bytes wait in memory until the consumer took them. */
 const FETCH_CHUNK = 20;
+/**
+ * Emails up to this size (most alarm emails) are fetched whole, without setting \Seen (BODY.PEEK),
+ * in the claim round just before the UID MOVE, on the connection that found them: they are
+ * emitted without another round trip on the claim connection (NOOP, FETCH). Larger ones are
+ * fetched from the claim folder as before.
+ */
+const PREFETCH_BYTES = 64 * 1024;
+/** Prefetched emails kept until fetch() takes them: a claim that is never offered drops out. */
+const PREFETCH_KEPT = 1000;
 
 /** Runs rounds on one connection one after the other. */
 class Serial {
@@ -66,6 +75,8 @@ export class ImapSharedTransport implements SharedTransport {
   private generation = 0;
   private reported = false;
   private readonly changeListeners: (() => void)[] = [];
+  /** Claimed uid → the email fetched just before it was claimed. */
+  private readonly prefetched = new Map<number, FetchedEmail>();
   private readonly closedListeners: ((err: unknown) => void)[] = [];
 
   constructor(private readonly opts: ImapSharedTransportOptions) {
@@ -145,6 +156,7 @@ export class ImapSharedTransport implements SharedTransport {
 
   async close(): Promise<void> {
     this.generation++;
+    this.prefetched.clear();
     const clients = Object.values(this.conns).map((c) => c.client);
     this.conns = {};
     await Promise.all(
@@ -189,17 +201,24 @@ export class ImapSharedTransport implements SharedTransport {
     }
   }
 
-  /** One round on a connection, in turn with the others there and within the deadline. */
-  private round<T>(role: Role, what: string, work: (client: ImapFlow) => Promise<T>): Promise<T> {
+  /**
+   * One round on a connection, in turn with the others there and within the deadline. A session
+   * answers SEARCH, FETCH and STORE only about the emails it was told of (EXISTS, RFC 3501 7.4.1
+   * and 5.2): `sync` sends NOOP first to learn what other sessions (this gateway's too) moved in.
+   */
+  private round<T>(
+    role: Role,
+    what: string,
+    work: (client: ImapFlow) => Promise<T>,
+    sync: () => boolean = () => role !== "coordination",
+  ): Promise<T> {
     const conn = this.conns[role];
     if (!conn) return Promise.reject(new Error(`shared mode: not open (${what})`));
     return conn.serial.run(async () => {
       if (!conn.client.usable) throw new Error(`IMAP ${role} connection is closed (${what})`);
       return this.withDeadline(
         (async () => {
-          // A session answers SEARCH, FETCH and STORE only about the emails it was told of (EXISTS):
-          // NOOP first learns what other sessions (this gateway's too) moved into its folder.
-          if (role !== "coordination") await conn.client.noop();
+          if (sync()) await conn.client.noop();
           return work(conn.client);
         })(),
         `IMAP server stopped answering (${what})`,
@@ -242,26 +261,55 @@ export class ImapSharedTransport implements SharedTransport {
   claim(ids: string[]): Promise<Map<string, string>> {
     const uids = toUids(ids);
     if (uids.length === 0) return Promise.resolve(new Map());
-    return this.round("watched", "claim", async (client) => {
-      const moved = await client.messageMove(uidSet(uids), this.claimPath(this.instance), { uid: true });
-      if (moved === false) {
-        if (!client.usable) throw new Error("IMAP watched connection closed during the claim");
-        const path = this.claimPath(this.instance);
-        if (!(await listFolders(client, path)).some((f) => f.path === path)) {
-          // A peer took this gateway for dead and released it: open() again makes a new claim folder.
-          const err = new Error(`claim folder "${path}" was deleted (released by another gateway?)`);
-          this.report(err);
-          throw err;
+    // No NOOP: the uids come from listWatched on this same connection.
+    return this.round(
+      "watched",
+      "claim",
+      async (client) => {
+        const early = await this.prefetch(client, uids);
+        const moved = await client.messageMove(uidSet(uids), this.claimPath(this.instance), { uid: true });
+        if (moved === false) {
+          if (!client.usable) throw new Error("IMAP watched connection closed during the claim");
+          const path = this.claimPath(this.instance);
+          if (!(await listFolders(client, path)).some((f) => f.path === path)) {
+            // A peer took this gateway for dead and released it: open() again makes a new claim folder.
+            const err = new Error(`claim folder "${path}" was deleted (released by another gateway?)`);
+            this.report(err);
+            throw err;
+          }
+          // Refused as a whole (e.g. every one gone): nothing moved that a COPYUID would name.
+          this.opts.log("warn", `claim of uids ${uidSet(uids)} refused by the server`);
+          return new Map();
         }
-        // Refused as a whole (e.g. every one gone): nothing moved that a COPYUID would name.
-        this.opts.log("warn", `claim of uids ${uidSet(uids)} refused by the server`);
-        return new Map();
-      }
-      const result = new Map<string, string>();
-      // No COPYUID at all: none of them was there any more (another gateway was first).
-      for (const [from, to] of moved.uidMap ?? []) result.set(String(from), String(to));
-      return result;
-    });
+        const result = new Map<string, string>();
+        // No COPYUID at all: none of them was there any more (another gateway was first).
+        for (const [from, to] of moved.uidMap ?? []) {
+          result.set(String(from), String(to));
+          const email = early.get(from);
+          if (email) this.keepPrefetched(to, { ...email, id: String(to) });
+        }
+        return result;
+      },
+      () => false,
+    );
+  }
+
+  /** The small ones among `uids`, whole, read without setting \Seen; a failed fetch only costs the shortcut. */
+  private async prefetch(client: ImapFlow, uids: number[]): Promise<Map<number, FetchedEmail>> {
+    const early = new Map<number, FetchedEmail>();
+    const query = { uid: true, size: true, internalDate: true, source: { maxLength: PREFETCH_BYTES } };
+    const messages = await client.fetchAll(uidSet(uids), query, { uid: true }).catch(() => []);
+    for (const m of messages) {
+      // A partial body (BODY.PEEK[]<0.N>) is whole only when the email is no larger.
+      if (!m.source || m.size === undefined || m.size > PREFETCH_BYTES || m.source.length !== m.size) continue;
+      early.set(m.uid, { id: String(m.uid), source: m.source, size: m.size, receivedAt: isoDate(m.internalDate) });
+    }
+    return early;
+  }
+
+  private keepPrefetched(uid: number, email: FetchedEmail): void {
+    this.prefetched.set(uid, email);
+    if (this.prefetched.size > PREFETCH_KEPT) this.prefetched.delete(this.prefetched.keys().next().value as number);
   }
 
   listClaimed(instance: string): Promise<ClaimedItem[]> {
@@ -280,7 +328,14 @@ export class ImapSharedTransport implements SharedTransport {
   }
 
   async *fetch(ids: string[]): AsyncIterable<FetchedEmail> {
-    const wanted = toUids(ids);
+    const asked = toUids(ids);
+    const wanted: number[] = [];
+    for (const uid of asked) {
+      const early = this.prefetched.get(uid);
+      this.prefetched.delete(uid);
+      if (early) yield early;
+      else wanted.push(uid);
+    }
     for (let i = 0; i < wanted.length; i += FETCH_CHUNK) {
       const chunk = wanted.slice(i, i + FETCH_CHUNK);
       const got = await this.round("claim", "fetch", async (client) => {
@@ -328,6 +383,7 @@ export class ImapSharedTransport implements SharedTransport {
   async discard(id: string): Promise<void> {
     const uid = toUids([id])[0];
     if (uid === undefined) return;
+    this.prefetched.delete(uid);
     await this.round("claim", "discard", async (client) => {
       if (await holds(client, uid)) await deleteUids(client, [uid]);
     });

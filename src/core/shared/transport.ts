@@ -77,7 +77,9 @@ export interface SharedTransport {
   /**
    * Moves emails of the watched folder into this instance's claim folder. The result maps each
    * candidate id that this call moved to its id in the claim folder; ids absent from the result
-   * were not moved (another gateway took them first, or they are gone).
+   * were not moved (another gateway took them first, or they are gone). The ids come from this
+   * transport's own latest listWatched (IMAP claims on the session that listed them, without
+   * asking the server for news first).
    */
   claim(ids: string[]): Promise<Map<string, string>>;
   /** Emails in the claim folder of `instance` (this one or a peer): ids and Message-IDs. */
