@@ -153,6 +153,42 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     await a.close();
   });
 
+  it("a claim folder deleted and created again: an old claim's settlement leaves the new email alone", async () => {
+    const a = await opened("gw-recreated");
+    await stack.dovecot.append(MAILBOX, alarmEmail("Before the folder went"), { folder: WATCHED });
+    const [old] = [...(await a.claim((await a.listWatched(10)).map((c) => c.id))).values()];
+    assert.ok(old);
+    await a.close();
+    // A person deletes the claim folder and creates it again; another email lands in it and gets the
+    // same UID, under a new UIDVALIDITY.
+    const admin = await openImap(
+      {
+        host: stack.outlookHost.split(":")[0] ?? "",
+        port: Number(stack.outlookHost.split(":")[1]),
+        mailbox: MAILBOX,
+        ca: stack.tenant.certs.ca,
+      },
+      tokens,
+    );
+    const path = `${BASE}/gw-recreated`;
+    await admin.mailboxDelete(path);
+    await admin.mailboxCreate(path);
+    await admin.append(path, alarmEmail("Somebody else's"));
+    await admin.logout();
+    const reopened = await opened("gw-recreated");
+    const [now] = await reopened.listClaimed("gw-recreated");
+    assert.ok(now);
+    assert.equal(now.id.split(".")[1], old.split(".")[1], "the new email has the old one's UID");
+    assert.notEqual(now.id, old, "but another UIDVALIDITY: another id");
+    assert.equal(await reopened.settle(old, { kind: "delete" }), false, "the old claim is gone");
+    await reopened.discard(old);
+    const got: FetchedEmail[] = [];
+    for await (const f of reopened.fetch([old])) got.push(f);
+    assert.deepEqual(got, [], "the old id fetches nothing");
+    assert.deepEqual(await subjectsIn(path), ["Somebody else's"]);
+    await reopened.close();
+  });
+
   it("release moves a dead peer's emails back unread and deletes its leases; its folder stays", async () => {
     const dead = await opened("gw-dead");
     await dead.renewLease("gw-dead", "n-dead");
@@ -165,7 +201,14 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     dead.onClosed((err) => closed.push(err));
 
     const live = await opened("gw-live");
-    assert.deepEqual((await live.listInstances()).sort(), ["gw-a", "gw-b", "gw-c", "gw-dead", "gw-live"]);
+    assert.deepEqual((await live.listInstances()).sort(), [
+      "gw-a",
+      "gw-b",
+      "gw-c",
+      "gw-dead",
+      "gw-live",
+      "gw-recreated",
+    ]);
     assert.equal((await live.listClaimed("gw-dead")).length, 4);
     assert.equal(await live.release("gw-dead"), 4);
     const back = (await stack.dovecot.list(MAILBOX, WATCHED)).filter((m) => m.subject?.startsWith("Held"));
@@ -173,7 +216,14 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     for (const m of back) assert.ok(!m.flags.includes("\\Seen"), `${m.subject} unread`);
     assert.equal((await live.listWatched(10)).length, 4);
     // The folder stays, empty: a late claim into it must not vanish with a DELETE.
-    assert.deepEqual((await live.listInstances()).sort(), ["gw-a", "gw-b", "gw-c", "gw-dead", "gw-live"]);
+    assert.deepEqual((await live.listInstances()).sort(), [
+      "gw-a",
+      "gw-b",
+      "gw-c",
+      "gw-dead",
+      "gw-live",
+      "gw-recreated",
+    ]);
     assert.ok(!(await live.readLeases()).some((l) => l.instance === "gw-dead"));
     assert.deepEqual(await live.listClaimed("gw-dead"), [], "nothing left in the released folder");
     // The released gateway, still alive, claims into its folder as before: a late claim stays visible there,

@@ -76,7 +76,7 @@ export class ImapSharedTransport implements SharedTransport {
   private reported = false;
   private readonly changeListeners: (() => void)[] = [];
   /** Claimed uid → the email fetched just before it was claimed. */
-  private readonly prefetched = new Map<number, FetchedEmail>();
+  private readonly prefetched = new Map<string, FetchedEmail>();
   private readonly closedListeners: ((err: unknown) => void)[] = [];
 
   constructor(private readonly opts: ImapSharedTransportOptions) {
@@ -284,9 +284,10 @@ export class ImapSharedTransport implements SharedTransport {
         const result = new Map<string, string>();
         // No COPYUID at all: none of them was there any more (another gateway was first).
         for (const [from, to] of moved.uidMap ?? []) {
-          result.set(String(from), String(to));
+          const id = claimedId(moved.uidValidity, to);
+          result.set(String(from), id);
           const email = early.get(from);
-          if (email) this.keepPrefetched(to, { ...email, id: String(to) });
+          if (email) this.keepPrefetched(id, { ...email, id });
         }
         return result;
       },
@@ -307,9 +308,9 @@ export class ImapSharedTransport implements SharedTransport {
     return early;
   }
 
-  private keepPrefetched(uid: number, email: FetchedEmail): void {
-    this.prefetched.set(uid, email);
-    if (this.prefetched.size > PREFETCH_KEPT) this.prefetched.delete(this.prefetched.keys().next().value as number);
+  private keepPrefetched(id: string, email: FetchedEmail): void {
+    this.prefetched.set(id, email);
+    if (this.prefetched.size > PREFETCH_KEPT) this.prefetched.delete(this.prefetched.keys().next().value as string);
   }
 
   listClaimed(instance: string): Promise<ClaimedItem[]> {
@@ -328,29 +329,31 @@ export class ImapSharedTransport implements SharedTransport {
   }
 
   async *fetch(ids: string[]): AsyncIterable<FetchedEmail> {
-    const asked = toUids(ids);
-    const wanted: number[] = [];
-    for (const uid of asked) {
-      const early = this.prefetched.get(uid);
-      this.prefetched.delete(uid);
+    const wanted: ClaimedUid[] = [];
+    for (const id of ids) {
+      const early = this.prefetched.get(id);
+      this.prefetched.delete(id);
+      const parsed = parseClaimedId(id);
       if (early) yield early;
-      else wanted.push(uid);
+      else if (parsed) wanted.push(parsed);
     }
     for (let i = 0; i < wanted.length; i += FETCH_CHUNK) {
       const chunk = wanted.slice(i, i + FETCH_CHUNK);
       const got = await this.round("claim", "fetch", async (client) => {
+        const uids = currentUids(client, chunk);
+        if (uids.length === 0) return new Map();
         const messages = await client.fetchAll(
-          uidSet(chunk),
+          uidSet(uids),
           { uid: true, source: true, size: true, internalDate: true },
           { uid: true },
         );
         return new Map(messages.map((m) => [m.uid, m]));
       });
-      for (const uid of chunk) {
+      for (const { uid, id } of chunk) {
         const m = got.get(uid);
         if (!m?.source) continue;
         yield {
-          id: String(uid),
+          id,
           source: m.source,
           size: m.size ?? m.source.length,
           receivedAt: isoDate(m.internalDate),
@@ -360,10 +363,11 @@ export class ImapSharedTransport implements SharedTransport {
   }
 
   settle(id: string, action: SharedAction): Promise<boolean> {
-    const uid = toUids([id])[0];
-    if (uid === undefined) return Promise.resolve(false);
+    const claimed = parseClaimedId(id);
+    if (!claimed) return Promise.resolve(false);
+    const { uid } = claimed;
     return this.round("claim", `settle ${action.kind}`, async (client) => {
-      if (!(await holds(client, uid))) return false;
+      if (currentUids(client, [claimed]).length === 0 || !(await holds(client, uid))) return false;
       if (action.kind === "delete") return deleteUids(client, [uid]);
       if (action.kind === "seen" || action.kind === "none") {
         if (!(await client.messageFlagsAdd(String(uid), ["\\Seen"], { uid: true }))) {
@@ -381,11 +385,13 @@ export class ImapSharedTransport implements SharedTransport {
   }
 
   async discard(id: string): Promise<void> {
-    const uid = toUids([id])[0];
-    if (uid === undefined) return;
-    this.prefetched.delete(uid);
+    this.prefetched.delete(id);
+    const claimed = parseClaimedId(id);
+    if (!claimed) return;
     await this.round("claim", "discard", async (client) => {
-      if (await holds(client, uid)) await deleteUids(client, [uid]);
+      if (currentUids(client, [claimed]).length > 0 && (await holds(client, claimed.uid))) {
+        await deleteUids(client, [claimed.uid]);
+      }
     });
   }
 
@@ -534,9 +540,10 @@ async function listMessageIds(client: ImapFlow): Promise<ClaimedItem[]> {
   const uids = await searchAll(client);
   if (uids.length === 0) return [];
   const messages = await client.fetchAll(uidSet(uids), { uid: true, envelope: true }, { uid: true });
+  const validity = client.mailbox ? client.mailbox.uidValidity : undefined;
   return messages
     .sort((a, b) => a.uid - b.uid)
-    .map((m) => ({ id: String(m.uid), messageId: bareMessageId(m.envelope?.messageId) }));
+    .map((m) => ({ id: claimedId(validity, m.uid), messageId: bareMessageId(m.envelope?.messageId) }));
 }
 
 async function searchAll(client: ImapFlow): Promise<number[]> {
@@ -564,6 +571,33 @@ async function uidSearch(client: ImapFlow, query: SearchObject, what: string): P
 
 function commandFailed(client: ImapFlow, what: string): Error {
   return new Error(client.usable ? `${what} refused by the server` : `${what}: connection closed`);
+}
+
+/**
+ * An email in a claim folder is named by the folder's UIDVALIDITY and its UID (RFC 3501 2.3.1.1:
+ * a UID names one message only together with the UIDVALIDITY). A claim folder deleted by a person
+ * and created again starts new UIDs; a settlement still queued for the old one must then find
+ * nothing rather than act on the new email that got the same UID.
+ */
+interface ClaimedUid {
+  id: string;
+  validity: string;
+  uid: number;
+}
+
+function claimedId(validity: bigint | undefined, uid: number): string {
+  return `${validity ?? 0n}.${uid}`;
+}
+
+function parseClaimedId(id: string): ClaimedUid | undefined {
+  const m = /^(\d{1,20})\.([1-9]\d{0,9})$/.exec(id);
+  return m?.[1] && m[2] ? { id, validity: m[1], uid: Number(m[2]) } : undefined;
+}
+
+/** The UIDs of `claimed` that belong to the claim folder as the claim connection has it selected now. */
+function currentUids(client: ImapFlow, claimed: readonly ClaimedUid[]): number[] {
+  const now = client.mailbox ? String(client.mailbox.uidValidity) : undefined;
+  return claimed.filter((c) => c.validity === now).map((c) => c.uid);
 }
 
 function toUids(ids: string[]): number[] {
