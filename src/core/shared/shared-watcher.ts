@@ -464,7 +464,6 @@ export class SharedMailboxWatcher implements Watcher {
   }
 
   private async round(): Promise<void> {
-    await this.flushSettlements(false);
     if (this.resumeWanted) {
       this.resumeWanted = false;
       await this.resume();
@@ -472,6 +471,9 @@ export class SharedMailboxWatcher implements Watcher {
     await this.checkContested();
     await this.claimNew();
     await this.offerReady();
+    // After the new emails: an email that arrives when earlier ones are due to leave the claim
+    // folder is not kept waiting behind their STORE and MOVE (it set the pickup p99).
+    await this.flushSettlements(false);
     this.report();
   }
 
