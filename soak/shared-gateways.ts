@@ -115,9 +115,11 @@ export async function sharedKills(o: {
       const delivering = site.deliver(`D${run.toString(16).padStart(3, "0")}`, o.burst);
       await sleep(Math.round(random() * burstMs));
       const killAt = Date.now() - started;
-      const takeover = takeoverAfter(site, Date.now());
+      const victimId = site.instanceOf(victim);
+      // Timed from the kill itself: reading the victim's records first may take a while in a burst.
       await site.kill(victim, { loseUserDir: true });
       const killedAt = Date.now();
+      const takeover = takeoverAfter(site, killedAt, victimId);
       // What a kill may repeat: alarms ACKed but whose emails had not yet left the claim folder (an email
       // stays there 1.5 tie-break delays after its claim, 1.5 s by default, then one round trip) and the
       // pump's window. Counted at the receiver over both gateways, so an upper bound for the victim's.
@@ -130,6 +132,18 @@ export async function sharedKills(o: {
       const drainMs = Date.now() - killedAt;
       const takeoverMs = await takeover;
       runs.push({ lost: t.lost.length, duplicates: t.duplicates, killAt, takeoverMs, drainMs, window });
+      if (takeoverMs > (LEASE_SECONDS + 3) * 1000) {
+        // A slow takeover: what the survivors said about leases meanwhile, for the one who reads this.
+        for (const g of site.gateways.values()) {
+          const said = g.gateway.red
+            .log()
+            .split("\n")
+            .filter((l) => /gateways live|released|lease|reconnect|round failed/.test(l));
+          log(
+            `  gw${g.index} (${site.instanceOf(g.index)}), victim ${victimId}:\n    ${said.slice(-12).join("\n    ")}`,
+          );
+        }
+      }
       log(
         `run ${run}: gw${victim} killed at ${killAt} ms, lost ${t.lost.length}, duplicates ${t.duplicates} (window ${window}), ` +
           `takeover ${takeoverMs < 0 ? "none needed" : seconds(takeoverMs)}, all ACKed ${seconds(drainMs)} after the kill`,
@@ -147,14 +161,18 @@ export async function sharedKills(o: {
     v.numbers["max duplicates per kill"] =
       `${Math.max(0, ...runs.map((r) => r.duplicates))} (in-flight windows ${Math.min(...runs.map((r) => r.window))}-${Math.max(...runs.map((r) => r.window))})`;
     v.numbers.lease = `${LEASE_SECONDS} s`;
+    v.note(
+      "takeover: from the kill -9 to the survivor's log line that releases the victim's claim folder " +
+        "(its lease expired; the emails go back to the watched folder and are claimed again at once)",
+    );
     v.numbers["takeover after kill"] =
       takeovers.length > 0
         ? `max ${seconds(Math.max(...takeovers))}, median ${seconds(takeovers.sort((a, b) => a - b)[Math.floor(takeovers.length / 2)] ?? 0)} (${takeovers.length} runs)`
         : "none needed";
     v.numbers["max all ACKed after kill"] = seconds(Math.max(0, ...runs.map((r) => r.drainMs)));
     v.check(
-      takeovers.every((ms) => ms <= (LEASE_SECONDS + 5) * 1000 + 2000),
-      `a takeover came later than lease + 5 s (+2 s for log resolution): ${takeovers.map(seconds).join(", ")}`,
+      takeovers.every((ms) => ms <= (LEASE_SECONDS + 5) * 1000),
+      `a takeover came later than lease + 5 s: ${takeovers.map(seconds).join(", ")}`,
     );
     v.note(`kill moments (ms after the burst began): ${runs.map((r) => r.killAt).join(", ")}`);
   } catch (err) {
@@ -170,10 +188,12 @@ export const RELEASED = /released \d+ email/i;
 
 /**
  * Watches the surviving gateways' logs from now on and resolves how long after `since` the first
- * one released a dead peer's claim folder (polled every 100 ms); -1 when none did within 60 s.
+ * one released the claim folder of `victim` (any dead peer's when not named; polled every 100 ms);
+ * -1 when none did within 60 s.
  */
-export async function takeoverAfter(site: SharedSite, since: number): Promise<number> {
-  const count = (text: string) => text.split("\n").filter((l) => RELEASED.test(l)).length;
+export async function takeoverAfter(site: SharedSite, since: number, victim?: string): Promise<number> {
+  const count = (text: string) =>
+    text.split("\n").filter((l) => RELEASED.test(l) && (!victim || l.includes(`of gateway ${victim}:`))).length;
   const before = new Map([...site.gateways.values()].map((g) => [g.index, count(g.gateway.red.log())]));
   while (Date.now() - since < 60_000) {
     for (const g of site.gateways.values()) {

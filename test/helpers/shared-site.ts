@@ -2,7 +2,7 @@
 // mailbox (Dovecot or the Graph stand-in, behind a TCP proxy that can cut one gateway host off),
 // one DC-09 receiver, and N real Node-RED processes, each with its own user directory, running
 // the same example flow with the email-connector's "share this mailbox" option on.
-import { cpSync, rmSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
 import { GraphStandin } from "../standin/graph";
@@ -135,6 +135,17 @@ export class SharedSite {
           g.gateway.comms.waitForStatus(NODE.connector, new RegExp(`shared by ${live} gateways?,`), { timeoutMs }),
         ),
     );
+  }
+
+  /** The id gateway `index` goes by in the mailbox (its claim folder and lease), once it has one. */
+  instanceOf(index: number): string | undefined {
+    const dir = join(this.userDirOf(index), "alarm-gateway", "shared-identity");
+    if (!existsSync(dir)) return undefined;
+    for (const node of readdirSync(dir)) {
+      const file = join(dir, node, "instance-id");
+      if (existsSync(file)) return readFileSync(file, "utf8").trim();
+    }
+    return undefined;
   }
 
   /** kill -9 of one gateway; with loseUserDir its user directory is deleted too (the machine is gone). */
