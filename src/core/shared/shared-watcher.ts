@@ -152,6 +152,8 @@ export class SharedMailboxWatcher implements Watcher {
   private checking: Promise<void> | undefined;
   private checkAgain = false;
   private leaseRunning: Promise<void> | undefined;
+  /** Settlements being carried out beside the rounds. */
+  private flushing: Promise<void> | undefined;
   private lastState = "";
 
   constructor(private readonly opts: SharedWatcherOptions) {
@@ -194,6 +196,7 @@ export class SharedMailboxWatcher implements Watcher {
     // Settlements due soon are carried out first: else the email is offered again after a restart.
     if (this.connected) {
       await this.checking;
+      await this.flushing;
       await this.flushSettlements(true).catch(() => undefined);
     }
     clearInterval(this.redeliverTimer);
@@ -341,6 +344,7 @@ export class SharedMailboxWatcher implements Watcher {
     for (const t of this.wakeTimers) clearTimeout(t);
     this.wakeTimers.clear();
     await this.checking;
+    await this.flushing;
     await this.leaseRunning;
     await this.opts.transport.close().catch(() => undefined);
   }
@@ -471,9 +475,17 @@ export class SharedMailboxWatcher implements Watcher {
     await this.checkContested();
     await this.claimNew();
     await this.offerReady();
-    // After the new emails: an email that arrives when earlier ones are due to leave the claim
-    // folder is not kept waiting behind their STORE and MOVE (it set the pickup p99).
-    await this.flushSettlements(false);
+    // Beside the rounds, on the claim connection: an email that arrives when earlier ones are due
+    // to leave the claim folder is not kept waiting behind their SEARCH, STORE and MOVE (it set the
+    // pickup p99). A failed settlement stays pending and ends the session, as a failed round does.
+    this.flushing ??= this.flushSettlements(false)
+      .catch((err: unknown) => {
+        this.opts.log("warn", `settlement failed: ${describe(err)}`);
+        this.endSession(describe(err));
+      })
+      .finally(() => {
+        this.flushing = undefined;
+      });
     this.report();
   }
 
