@@ -221,4 +221,45 @@ describe("editor in Chromium", { skip: chromiumMissing }, () => {
     await editor.cancel();
     assert.deepEqual(editor.pageErrors, []);
   });
+
+  it("Try it names the device preset a pasted camera email looks like; its tables are edited as JSON", async () => {
+    await editor.edit("dm");
+    await page.waitForSelector("#node-input-dm-try", { state: "visible" });
+    const raw = readFileSync(join(__dirname, "..", "fixtures", "presets", "hikvision", "dvr-motion.eml"), "utf8");
+    await page.fill("#node-input-dm-raw", raw);
+    await page.click("#node-input-dm-try");
+    const load = await page.waitForSelector('.dm-try-load-preset[data-preset="hikvision"]', { timeout: 10_000 });
+    assert.match(await textOf(page.locator(".dm-try-preset")), /Hikvision/);
+    await load.click();
+    const tables = JSON.parse(await page.inputValue("#node-input-dm-tables")) as Record<string, { kind: string }>;
+    assert.equal(tables.events?.kind, "events", "the preset's events table is in the dialog");
+    assert.equal(tables.accounts?.kind, "values");
+    // The fixture comes without our server's Authentication-Results, as from a local test server.
+    await page.uncheck("#node-input-dm-spoof-require");
+    // Not set up yet: the DVR's address belongs to no account.
+    await page.click("#node-input-dm-try");
+    await page.waitForSelector('.dm-try-verdict[data-ok="false"]', { timeout: 10_000 });
+    assert.match(await textOf(page.locator("#node-input-dm-try-result")), /account is required but empty/);
+    // As an integrator would: this DVR reports for account 4471.
+    const withAccount = {
+      ...tables,
+      accounts: { kind: "values", entries: [{ match: ["dvr@cams.example.com"], value: "4471" }] },
+    };
+    await page.fill("#node-input-dm-tables", JSON.stringify(withAccount, null, 2));
+    await page.click("#node-input-dm-try");
+    const verdict = await page.waitForSelector(".dm-try-verdict", { timeout: 10_000 });
+    const mapped = await textOf(page.locator("#node-input-dm-try-result"));
+    assert.equal(await verdict.getAttribute("data-ok"), "true", mapped);
+    assert.match(mapped, /"account": "4471"/);
+    assert.match(mapped, /"eventCode": "BA"/);
+    assert.match(mapped, /"zone": 2/);
+    // Text that is not JSON is said, and the tables saved before are kept.
+    await page.fill("#node-input-dm-tables", "{ not json");
+    await page.click("#node-input-dm-try");
+    await page.waitForSelector(".dm-try-error", { timeout: 10_000 });
+    assert.match(await textOf(page.locator("#node-input-dm-tables-problem")), /Not valid JSON/);
+    assert.match(await textOf(page.locator("#node-input-dm-try-result")), /Not valid JSON/);
+    await editor.cancel();
+    assert.deepEqual(editor.pageErrors, []);
+  });
 });

@@ -1,6 +1,7 @@
 // The data-map: turns a parsed alarm email into an AlarmEvent by rules edited in the Node-RED editor.
 // No Node-RED here; the data-map node adapter wraps compileDataMap().
 export { type CompiledDataMap, compileDataMap, DataMapConfigError, dataMapConfigProblems } from "./compile";
+export { DEVICE_PRESETS, type DeviceEmailView, type DevicePreset, detectDevicePresets } from "./device-presets";
 export { DEFAULT_PREPROCESS, type PreparedEmail } from "./preprocess";
 export {
   cameraPreset,

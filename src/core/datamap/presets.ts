@@ -1,5 +1,6 @@
 // Ready-made configs the editor offers as starting points. Each call returns a fresh object the editor may
 // change freely.
+import { DEVICE_PRESETS } from "./device-presets";
 import type { DataMapConfig, FieldRule } from "./types";
 
 type Transform = NonNullable<FieldRule["transforms"]>[number];
@@ -164,4 +165,6 @@ export const DATA_MAP_PRESETS: readonly DataMapPreset[] = [
   { id: "classic-one-line", label: 'Classic alarm on one line: "123588 / BA / 1 / 1"', config: classicOneLinePreset },
   { id: "temperature-logger", label: "Temperature logger: wording and site number", config: temperatureLoggerPreset },
   { id: "camera", label: "IP camera / NVR HTML email with snapshot", config: cameraPreset },
+  // Device families, from their published email text (device-presets.ts).
+  ...DEVICE_PRESETS.map((p) => ({ id: p.id, label: p.label, config: p.config })),
 ];

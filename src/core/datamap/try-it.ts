@@ -3,13 +3,43 @@
 // an exception, so the panel can show them next to the rules.
 import { parseEmail, UnreadableEmailError } from "../mail/parse-email";
 import { type CompiledDataMap, compileDataMap, DataMapConfigError } from "./compile";
+import { type DeviceEmailView, detectDevicePresets } from "./device-presets";
 import type { PreparedEmail } from "./preprocess";
-import type { DataMapConfig, MapInput, MapResult } from "./types";
+import { DEFAULT_PREPROCESS, prepareEmail } from "./preprocess";
+import type { DataMapConfig, MapInput, MappableEmail, MapResult } from "./types";
+
+/** A device preset whose family the tried email looks like: the editor offers to load it. */
+export interface PresetMatch {
+  id: string;
+  label: string;
+}
 
 export type TryItResult =
   | { config: "invalid"; problems: string[] }
   | { config: "ok"; email: "unreadable"; problem: string }
-  | { config: "ok"; email: "read"; prepared: PreparedEmail; result: MapResult };
+  | { config: "ok"; email: "read"; prepared: PreparedEmail; result: MapResult; presets: PresetMatch[] };
+
+/** The email as a device preset's detect() reads it: preprocessed with the defaults (HTML as text). */
+export function deviceEmailView(email: MappableEmail): DeviceEmailView {
+  const headers = new Map(Object.entries(email.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  const html = typeof email.html === "string" ? email.html : null;
+  const prepared = prepareEmail(
+    {
+      subject: email.subject ?? "",
+      text: email.text ?? "",
+      html,
+      contentType: html !== null ? (headers.get("content-type") ?? "").toLowerCase() : "",
+      replyHeaders: headers.has("in-reply-to") || headers.has("references"),
+    },
+    { ...DEFAULT_PREPROCESS },
+    { maxSourceChars: 16384, maxLineChars: 2000 },
+  );
+  return { subject: prepared.subject, body: prepared.body, fromName: email.from?.[0]?.name ?? "", headers };
+}
+
+function presetsFor(email: MappableEmail): PresetMatch[] {
+  return detectDevicePresets(deviceEmailView(email)).map((p) => ({ id: p.id, label: p.label }));
+}
 
 function compileForTry(config: DataMapConfig): CompiledDataMap | { problems: string[] } {
   try {
@@ -25,7 +55,7 @@ export async function tryDataMap(config: DataMapConfig, input: MapInput): Promis
   if ("problems" in compiled) return { config: "invalid", problems: compiled.problems };
   const prepared = compiled.prepare(input.email);
   const result = await compiled.map(input);
-  return { config: "ok", email: "read", prepared, result };
+  return { config: "ok", email: "read", prepared, result, presets: presetsFor(input.email) };
 }
 
 /** Maps a raw RFC 5322 email as pasted into the editor (LF line ends are fine). */
@@ -47,5 +77,5 @@ export async function tryDataMapOnRawEmail(
   const input: MapInput = { email, msg, receivedAt: new Date().toISOString() };
   const prepared = compiled.prepare(email);
   const result = await compiled.map(input);
-  return { config: "ok", email: "read", prepared, result };
+  return { config: "ok", email: "read", prepared, result, presets: presetsFor(email) };
 }
