@@ -22,6 +22,10 @@ const REVIEWED: Record<string, { calls: string[]; why: string }> = {
     calls: [".listen("],
     why: "the editor's Test (line-driver.write): the SurgardLink above, same allow-list, for at most 30 s",
   },
+  "src/core/media/media-server.ts": {
+    calls: [".listen("],
+    why: "alarm evidence: a bind address the centre sets (no default of all interfaces), GET/HEAD of signed, expiring links only; no listing",
+  },
   "src/core/dc09/link.ts": {
     calls: ["createSocket("],
     why: "DC-09 over UDP: a connected socket, the kernel passes up only the receiver's datagrams",
