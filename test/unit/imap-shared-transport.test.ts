@@ -46,6 +46,18 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     return t;
   }
 
+  /** A plain IMAP session on the same mailbox, as a person's mail client. */
+  const adminClient = (): Promise<ImapFlow> =>
+    openImap(
+      {
+        host: stack.outlookHost.split(":")[0] ?? "",
+        port: Number(stack.outlookHost.split(":")[1]),
+        mailbox: MAILBOX,
+        ca: stack.tenant.certs.ca,
+      },
+      tokens,
+    );
+
   const subjectsIn = async (folder: string) =>
     (await stack.dovecot.list(MAILBOX, folder)).map((m) => m.subject ?? "").sort();
 
@@ -161,15 +173,7 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
     await a.close();
     // A person deletes the claim folder and creates it again; another email lands in it and gets the
     // same UID, under a new UIDVALIDITY.
-    const admin = await openImap(
-      {
-        host: stack.outlookHost.split(":")[0] ?? "",
-        port: Number(stack.outlookHost.split(":")[1]),
-        mailbox: MAILBOX,
-        ca: stack.tenant.certs.ca,
-      },
-      tokens,
-    );
+    const admin = await adminClient();
     const path = `${BASE}/gw-recreated`;
     await admin.mailboxDelete(path);
     await admin.mailboxCreate(path);
@@ -278,15 +282,7 @@ describe("ImapSharedTransport on Dovecot with Exchange's capabilities", () => {
   it("two gateways claiming the same 300 emails at once: none is lost (double claims counted)", async () => {
     const a = await opened("race-a");
     const b = await opened("race-b");
-    const admin = await openImap(
-      {
-        host: stack.outlookHost.split(":")[0] ?? "",
-        port: Number(stack.outlookHost.split(":")[1]),
-        mailbox: MAILBOX,
-        ca: stack.tenant.certs.ca,
-      },
-      tokens,
-    );
+    const admin = await adminClient();
     // As the issue measured (one UID MOVE of the same 300 each), and as a batching watcher would
     // (25 per UID MOVE, the other gateway starting from the newest end).
     const modes = [

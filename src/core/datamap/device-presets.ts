@@ -6,8 +6,8 @@
 //
 // Camera emails carry no alarm account: each preset takes it from the recipient (alarms+123588@...
 // or 123588@...), else from the "accounts" table keyed by the sender's address, which the user fills.
-import { defaultTranslationTables } from "./tables";
-import type { DataMapConfig, EventTable, EventTableEntry, FieldRule, Qualifier, ValueTable } from "./types";
+import { defaultTranslationTables, event as entry } from "./tables";
+import type { DataMapConfig, EventTable, EventTableEntry, FieldRule, ValueTable } from "./types";
 
 /** What a family's emails look like, to pick its preset for a pasted email. */
 export interface DeviceEmailView {
@@ -24,20 +24,6 @@ export interface DevicePreset {
   /** Whether an email looks like this family's (its test emails and near misses included). */
   detect(email: DeviceEmailView): boolean;
   config(): DataMapConfig;
-}
-
-function entry(
-  sia: string,
-  siaRestore: string | undefined,
-  cid: string,
-  description: string,
-  match: string[],
-  qualifier?: Qualifier,
-): EventTableEntry {
-  const e: EventTableEntry = { sia, cid, match, description };
-  if (siaRestore !== undefined) e.siaRestore = siaRestore;
-  if (qualifier !== undefined) e.qualifier = qualifier;
-  return e;
 }
 
 // The codes every family uses. Motion and video analytics are a burglary zone (SIA BA / CID 130);

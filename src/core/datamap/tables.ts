@@ -2,7 +2,8 @@
 // both kinds of table share: an exact value (or code) first, then the longest phrase found in the text.
 import type { EventFormat, EventTable, EventTableEntry, Qualifier, TranslationTable, ValueTable } from "./types";
 
-function event(
+/** One entry of an events table. */
+export function event(
   sia: string,
   siaRestore: string | undefined,
   cid: string,
