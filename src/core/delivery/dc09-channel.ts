@@ -107,7 +107,17 @@ export function dc09Seq(outboxId: number): number {
   return ((outboxId - 1) % 9999) + 1;
 }
 
-function frameBody(alarm: AlarmEvent, opts: Dc09ChannelOptions): MessageBody {
+/**
+ * The longest verification link sent in `[V...]`: receivers read at most 256 characters there (public
+ * receiver code, issue #17); a longer one is left out rather than cut into a link to nothing.
+ */
+export const MAX_VERIFICATION_URL = 256;
+
+/** The frame of an alarm as this channel is set up (exported for the tests of the frame's content). */
+export function frameBody(
+  alarm: AlarmEvent,
+  opts: Pick<Dc09ChannelOptions, "format" | "sendText" | "sendTime" | "sendLink" | "modifierOrder">,
+): MessageBody {
   const format = opts.format === "SIA" || opts.format === "CID" ? opts.format : alarm.eventFormat;
   const forDc09 = {
     ...alarm,
@@ -121,7 +131,12 @@ function frameBody(alarm: AlarmEvent, opts: Dc09ChannelOptions): MessageBody {
   if (opts.sendTime && alarm.occurredAt)
     extended.push({ kind: "H", value: formatDc09Time(new Date(alarm.occurredAt)) });
   const link = (alarm as { verificationUrl?: unknown }).verificationUrl;
-  if (opts.sendLink && typeof link === "string" && /^https?:\/\/[\x21-\x7e]+$/.test(link))
+  if (
+    opts.sendLink &&
+    typeof link === "string" &&
+    link.length <= MAX_VERIFICATION_URL &&
+    /^https?:\/\/[\x21-\x5a\x5c\x5e-\x7e]+$/.test(link)
+  )
     extended.push({ kind: "V", value: link });
   return { id, account: alarm.account, data, extended };
 }
