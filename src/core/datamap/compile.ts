@@ -6,6 +6,7 @@ import { type CompiledExtractor, compileExtractor } from "./extract";
 import { compileJsonata, type JsonataExpression } from "./jsonata-rule";
 import {
   type CompiledRule,
+  DEFAULT_LIMITS,
   KNOWN_FIELDS,
   type MapLimits,
   type MapSettings,
@@ -158,9 +159,30 @@ function buildSettings(config: unknown): { settings: MapSettings | null; problem
   const limitsRaw = isObject(c.limits) ? c.limits : {};
   if (c.limits !== undefined && !isObject(c.limits)) problems.push("limits: is not an object");
   const limits: MapLimits = {
-    maxSourceChars: limitValue(problems, limitsRaw.maxSourceChars, "maxSourceChars", 256, 1 << 20, 16_384),
-    maxLineChars: limitValue(problems, limitsRaw.maxLineChars, "maxLineChars", 80, 1 << 20, 2_000),
-    jsonataTimeoutMs: limitValue(problems, limitsRaw.jsonataTimeoutMs, "jsonataTimeoutMs", 1, 10_000, 200),
+    maxSourceChars: limitValue(
+      problems,
+      limitsRaw.maxSourceChars,
+      "maxSourceChars",
+      256,
+      1 << 20,
+      DEFAULT_LIMITS.maxSourceChars,
+    ),
+    maxLineChars: limitValue(
+      problems,
+      limitsRaw.maxLineChars,
+      "maxLineChars",
+      80,
+      1 << 20,
+      DEFAULT_LIMITS.maxLineChars,
+    ),
+    jsonataTimeoutMs: limitValue(
+      problems,
+      limitsRaw.jsonataTimeoutMs,
+      "jsonataTimeoutMs",
+      1,
+      10_000,
+      DEFAULT_LIMITS.jsonataTimeoutMs,
+    ),
   };
 
   const tables = new Map<string, CompiledTable>();

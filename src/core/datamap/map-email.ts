@@ -43,6 +43,13 @@ export interface MapLimits {
   jsonataTimeoutMs: number;
 }
 
+/** The limits of a config that sets none (DataMapLimits' documented defaults). */
+export const DEFAULT_LIMITS: Readonly<MapLimits> = {
+  maxSourceChars: 16_384,
+  maxLineChars: 2_000,
+  jsonataTimeoutMs: 200,
+};
+
 /** One rule, ready to run. */
 export interface CompiledRule {
   number: number;
@@ -346,7 +353,7 @@ function attachmentRefs(view: EmailView): AlarmAttachmentRef[] {
   });
 }
 
-export function prepareFor(settings: MapSettings, view: EmailView): PreparedEmail {
+export function prepareFor(settings: Pick<MapSettings, "preprocess" | "limits">, view: EmailView): PreparedEmail {
   const contentType = view.html !== null ? (headerValue(view, "content-type") ?? "").trim().toLowerCase() : "";
   const replyHeaders = headerValue(view, "in-reply-to") !== null || headerValue(view, "references") !== null;
   return prepareEmail(

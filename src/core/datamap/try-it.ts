@@ -4,8 +4,9 @@
 import { parseEmail, UnreadableEmailError } from "../mail/parse-email";
 import { type CompiledDataMap, compileDataMap, DataMapConfigError } from "./compile";
 import { type DeviceEmailView, detectDevicePresets } from "./device-presets";
-import type { PreparedEmail } from "./preprocess";
-import { DEFAULT_PREPROCESS, prepareEmail } from "./preprocess";
+import { viewEmail } from "./email-view";
+import { DEFAULT_LIMITS, prepareFor } from "./map-email";
+import { DEFAULT_PREPROCESS, type PreparedEmail } from "./preprocess";
 import type { DataMapConfig, MapInput, MappableEmail, MapResult } from "./types";
 
 /** A device preset whose family the tried email looks like: the editor offers to load it. */
@@ -21,20 +22,10 @@ export type TryItResult =
 
 /** The email as a device preset's detect() reads it: preprocessed with the defaults (HTML as text). */
 export function deviceEmailView(email: MappableEmail): DeviceEmailView {
-  const headers = new Map(Object.entries(email.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
-  const html = typeof email.html === "string" ? email.html : null;
-  const prepared = prepareEmail(
-    {
-      subject: email.subject ?? "",
-      text: email.text ?? "",
-      html,
-      contentType: html !== null ? (headers.get("content-type") ?? "").toLowerCase() : "",
-      replyHeaders: headers.has("in-reply-to") || headers.has("references"),
-    },
-    { ...DEFAULT_PREPROCESS },
-    { maxSourceChars: 16384, maxLineChars: 2000 },
-  );
-  return { subject: prepared.subject, body: prepared.body, fromName: email.from?.[0]?.name ?? "", headers };
+  const view = viewEmail(email);
+  const prepared = prepareFor({ preprocess: { ...DEFAULT_PREPROCESS }, limits: DEFAULT_LIMITS }, view);
+  const headers = new Map(Object.entries(view.headers).map(([k, v]) => [k, String(v)]));
+  return { subject: prepared.subject, body: prepared.body, fromName: view.from[0]?.name ?? "", headers };
 }
 
 function presetsFor(email: MappableEmail): PresetMatch[] {
