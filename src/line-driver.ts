@@ -4,12 +4,15 @@
 // (several gateways on one mailbox) is held instead, and settled only on the receiver's ACK.
 import { join } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import type { AlarmMediaNode } from "./alarm-media";
 import type { AlarmEvent } from "./core/datamap";
 import { type Dc09Key, parseDc09Key } from "./core/dc09";
 import { type AlarmChannel, AlarmNotExpressibleError, type LineState } from "./core/delivery/channel";
 import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { type Clearance, OutboxPump, type PumpOutcome, type PumpReport } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
+import type { Evidence } from "./core/media/evidence";
+import type { MediaSource } from "./core/media/media-store";
 import { Outbox, type OutboxEntry, type RefusedEntry } from "./core/outbox/outbox";
 import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import type { Outcome } from "./core/watch/watcher";
@@ -45,6 +48,8 @@ interface LineDriverDef extends NodeDef {
    * receiver refuses an alarm; empty or absent: none (the default).
    */
   troubleAccount?: string;
+  /** An alarm-media config node: the alarm's pictures and clips are kept, and linked, before it is accepted. */
+  media?: string;
   // Sur-Gard
   sgRole: "server" | "client";
   sgHost: string;
@@ -448,9 +453,11 @@ module.exports = (RED: NodeAPI) => {
     });
 
     async function accept(msg: NodeMessageInFlow): Promise<void> {
-      const alarm = (msg as { alarm?: AlarmEvent }).alarm;
-      if (!alarm || typeof alarm !== "object")
+      const given = (msg as { alarm?: AlarmEvent }).alarm;
+      if (!given || typeof given !== "object")
         throw new Error("msg.alarm is missing: connect a data-map before the line-driver");
+      const box = await opened;
+      const alarm = await withMedia(given, msg, box);
       let body: unknown;
       try {
         body = channel.prepare(alarm);
@@ -465,7 +472,6 @@ module.exports = (RED: NodeAPI) => {
         } as never);
         throw new Error(`alarm refused: ${err.message}`);
       }
-      const box = await opened;
       const ref = settlementOf(msg)?.ref;
       const shared = ref ? sharedConnector(ref.connector)?.shared : undefined;
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream, or, shared, held.
@@ -480,13 +486,11 @@ module.exports = (RED: NodeAPI) => {
         accepted = await box.accept(queued, dedupeKey(alarm, msg));
       } catch (err) {
         // Not on disk: the email is not settled, so it stays unread and is offered again.
-        const code =
-          ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code;
-        outboxProblem = `outbox write failed${code ? ` (${code})` : ""}: alarms not accepted, emails stay unread`;
+        outboxProblem = `outbox write failed${errnoOf(err)}: alarms not accepted, emails stay unread`;
         showStatus();
         throw err;
       }
-      if (outboxProblem) {
+      if (outboxProblem?.startsWith("outbox")) {
         outboxProblem = undefined;
         node.log("outbox writes again: accepting alarms");
       }
@@ -499,6 +503,34 @@ module.exports = (RED: NodeAPI) => {
       pump?.wake();
       await settleEmail(RED, msg, "accepted");
       showStatus();
+    }
+
+    /**
+     * With an alarm-media node: the alarm's pictures and clips are on disk before the alarm is, so a link in
+     * a frame never points at nothing; the alarm then carries their links (msg.alarm.media, `[V...]`).
+     * When they cannot be kept, the alarm is not accepted (its email stays unread and comes again).
+     * An alarm the outbox already has (its email offered again) keeps nothing a second time.
+     */
+    async function withMedia(alarm: AlarmEvent, msg: NodeMessageInFlow, box: Outbox<QueuedAlarm>): Promise<AlarmEvent> {
+      if (!def.media || !Array.isArray(alarm.attachments) || alarm.attachments.length === 0) return alarm;
+      if (box.knows(dedupeKey(alarm, msg))) return alarm;
+      const config = RED.nodes.getNode(def.media) as AlarmMediaNode | null;
+      let kept: Awaited<ReturnType<Evidence["keep"]>>;
+      try {
+        if (!config?.evidence) throw new Error("its alarm media node is not deployed");
+        const evidence = await config.evidence;
+        kept = await evidence.keep(mediaSources(alarm, msg));
+      } catch (err) {
+        outboxProblem = `media not kept${errnoOf(err)}: alarms with pictures not accepted, emails stay unread`;
+        showStatus();
+        throw new Error(`alarm ${alarm.account}/${alarm.eventCode} not accepted, its media not kept: ${String(err)}`);
+      }
+      if (outboxProblem?.startsWith("media")) outboxProblem = undefined;
+      for (const why of kept.skipped) node.log(`alarm ${alarm.account}/${alarm.eventCode}: not kept: ${why}`);
+      if (kept.media.length === 0) return alarm;
+      const linked: AlarmEvent = { ...alarm, media: kept.media, verificationUrl: kept.media[0]?.url };
+      (msg as { alarm?: AlarmEvent }).alarm = linked;
+      return linked;
     }
 
     /**
@@ -574,6 +606,29 @@ module.exports = (RED: NodeAPI) => {
     },
   );
 };
+
+/** The bytes of each attachment the alarm names: from msg.email (same index), or the spooled file it names. */
+function mediaSources(alarm: AlarmEvent, msg: NodeMessageInFlow): MediaSource[] {
+  const parsed = (msg as { email?: { attachments?: unknown } }).email?.attachments;
+  const list = Array.isArray(parsed) ? (parsed as Partial<MediaSource>[]) : [];
+  return alarm.attachments.map((ref) => {
+    const a = list[ref.index];
+    const content = a?.content;
+    return {
+      filename: String(ref.filename ?? a?.filename ?? ""),
+      contentType: String(ref.contentType ?? a?.contentType ?? ""),
+      size: Number(ref.size ?? a?.size ?? 0),
+      content: Buffer.isBuffer(content) ? content : null,
+      ...(typeof (a?.path ?? ref.path) === "string" ? { path: (a?.path ?? ref.path) as string } : {}),
+    };
+  });
+}
+
+/** " (ENOSPC)" from an error or its cause, "" when it has no code. */
+function errnoOf(err: unknown): string {
+  const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code;
+  return code ? ` (${code})` : "";
+}
 
 function refusedView(e: RefusedEntry<QueuedAlarm>, protocol: AlarmChannel["protocol"]): RefusedView {
   const a = e.payload.alarm;

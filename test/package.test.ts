@@ -72,6 +72,11 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "nodes/email-connector.html",
       "nodes/locales/en-US/email-connector.html",
       "examples/01 - Alarm mailbox to alarm events.json",
+      "nodes/alarm-media.js",
+      "nodes/alarm-media.html",
+      "nodes/locales/en-US/alarm-media.json",
+      "nodes/locales/en-US/alarm-media.html",
+      "nodes/core/media/evidence.js",
     ]) {
       assert.ok(files.includes(required), `${required} is shipped`);
     }
@@ -114,7 +119,14 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "every node set loads",
     );
     const types = sets.flatMap((s) => s.types);
-    for (const t of ["o365-oauth-config", "email-connector", "o365-send-mail", "data-map", "line-driver"])
+    for (const t of [
+      "o365-oauth-config",
+      "email-connector",
+      "o365-send-mail",
+      "data-map",
+      "line-driver",
+      "alarm-media",
+    ])
       assert.ok(types.includes(t), `${t} registered`);
     // The Node-RED range the pack declares (checked by the palette manager) holds the one tested here.
     const version = (await red.api("GET", "/settings")).body.version as string;

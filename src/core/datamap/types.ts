@@ -290,6 +290,20 @@ export interface AlarmEvent {
   source: { messageId: string | null; from: string; subject: string; receivedAt: string | null };
   /** Values of rules whose field is not one of ALARM_FIELDS. */
   extra: Record<string, string>;
+  /** Set by a line-driver with alarm media: the signed links to the pictures and clips it kept. */
+  media?: AlarmMediaLink[];
+  /** The link a DC-09 frame carries in `[V...]`: the first of `media`. */
+  verificationUrl?: string;
+}
+
+/** A kept picture or clip of an alarm, at a link that works until `expiresAt`. */
+export interface AlarmMediaLink {
+  url: string;
+  contentType: string;
+  size: number;
+  filename: string;
+  /** ISO 8601: the link answers 403 from then on (the file stays until retention removes it). */
+  expiresAt: string;
 }
 
 /** What one rule did, for the editor's Try-it panel and for msg.error. */

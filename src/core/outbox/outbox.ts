@@ -221,6 +221,13 @@ export class Outbox<T> {
     return { id: await written, duplicate: false };
   }
 
+  /** Whether accept() would call an entry with this key a duplicate now (without waiting for a racing copy). */
+  knows(key: string | null): boolean {
+    if (key === null) return false;
+    const known = this.keys.get(key);
+    return (known !== undefined && Date.now() - known.at < this.windowMs) || this.inflight.has(key);
+  }
+
   /** Entries not yet done, in acceptance order. */
   pending(): OutboxEntry<T>[] {
     return [...this.entries.values()].map((e) => ({ ...e }));
