@@ -33,6 +33,7 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
   let automationClient: SurgardAutomation | undefined;
   let dialIn: SurgardAutomation | undefined;
   let serverPort: number;
+  let mediaPort: number;
   let red: NodeRedProcess;
   let editor: EditorPage;
   let page: Page;
@@ -82,6 +83,7 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
     refusing = await startDc09Receiver({ behaviour: "duh" });
     automationServer = (await startAutomationServer({ lineDigits: 3 })) as SurgardAutomation & { port: number };
     serverPort = await freePort();
+    mediaPort = await freePort();
     red = await startNodeRed({
       userDir: join(RUN_DIR, "nr-editor-line-driver"),
       env: { RECEIVER_HOST: "127.0.0.1", RECEIVER_PORT: String(primary.tcpPort) },
@@ -109,6 +111,51 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
       },
       { id: "sg-server", x: 200, y: 320, ...surgard({ sgRole: "server", sgPort: serverPort }) },
       { id: "ld-refused", x: 400, y: 400, ...dc09({ host: "127.0.0.1", port: refusing.tcpPort, sendText: false }) },
+      {
+        id: "media",
+        type: "alarm-media",
+        host: "127.0.0.1",
+        port: mediaPort,
+        baseUrl: `http://127.0.0.1:${mediaPort}`,
+        tls: false,
+        types: "image/jpeg",
+        maxFileMb: 5,
+        maxFiles: 10,
+        retentionDays: 30,
+        maxTotalMb: 100,
+        linkValidHours: 24,
+        credentials: { signingKey: "c2lnbmluZy1rZXktb2YtdGhlLWNlbnRyZS0xMjM0NTY3OA==" },
+      },
+      {
+        id: "ld-media",
+        x: 400,
+        y: 480,
+        ...dc09({ host: "127.0.0.1", port: primary.tcpPort, sendLink: true, media: "media" }),
+      },
+      {
+        // A camera alarm with its snapshot at deploy: the alarm-media node keeps it ("Open the last picture").
+        id: "picture-once",
+        type: "inject",
+        z: "tab",
+        x: 150,
+        y: 480,
+        once: true,
+        onceDelay: 0.1,
+        props: [],
+        wires: [["add-picture"]],
+      },
+      {
+        id: "add-picture",
+        type: "function",
+        z: "tab",
+        x: 280,
+        y: 480,
+        func: `msg.email = { attachments: [{ filename: "snap.jpg", contentType: "image/jpeg", size: 4, content: Buffer.from("ffd8ffd9", "hex") }] };
+msg.alarm = ${JSON.stringify({ ...REFUSED_ALARM, source: { messageId: "picture@test" } })};
+msg.alarm.attachments = [{ index: 0, filename: "snap.jpg", contentType: "image/jpeg", size: 4, inline: false }];
+return msg;`,
+        wires: [["ld-media"]],
+      },
       {
         // One alarm at deploy, which the receiver refuses (DUH): it is then listed in ld-refused's dialog.
         id: "alarm-once",
@@ -341,6 +388,47 @@ describe("line-driver dialog in Chromium", { skip: chromiumMissing }, () => {
     assert.ok(dialIn.received.length === 0 && dialIn.rejected.length === 0, "the refused host heard nothing");
     await dialIn.close();
     dialIn = undefined;
+  });
+
+  it("alarm media: choosing it ticks V, a new node gets a key, the base URL is checked, the last picture opens", async () => {
+    await editor.edit("ld");
+    assert.equal(await page.isChecked("#node-input-sendLink"), false);
+    await page.selectOption("#node-input-media", "media");
+    assert.equal(await page.isChecked("#node-input-sendLink"), true, "choosing alarm media turns the [V] link on");
+    await editor.cancel();
+
+    // A new alarm-media node: a signing key is made in the browser; the base URL is checked as typed.
+    await page.evaluate(() => (window as any).RED.editor.editConfig("", "alarm-media", "_ADD_"));
+    await page.waitForSelector("#node-config-input-baseUrl", { state: "visible" });
+    await page.waitForTimeout(400);
+    const key = await page.inputValue("#node-config-input-signingKey");
+    assert.equal(Buffer.from(key, "base64").length, 32, `a 256-bit key, got ${JSON.stringify(key)}`);
+    assert.match(await textOf(page.locator("#alarm-media-key-state")), /new key/);
+    await editor.type("#node-config-input-baseUrl", "gateway.centre.example:1882");
+    assert.match((await page.getAttribute("#node-config-input-baseUrl", "class")) ?? "", /input-error/);
+    await editor.type("#node-config-input-baseUrl", "https://gateway.centre.example:1882");
+    assert.doesNotMatch((await page.getAttribute("#node-config-input-baseUrl", "class")) ?? "", /input-error/);
+    assert.equal(await page.isVisible("#node-config-input-tlsCert"), false, "certificate fields only with HTTPS");
+    await page.check("#node-config-input-tls");
+    assert.equal(await page.isVisible("#node-config-input-tlsCert"), true);
+    assert.equal(await page.inputValue("#node-config-input-retentionDays"), "30");
+    await editor.cancel();
+
+    // The deployed node: its key stays in credentials; the last picture opens at the base URL.
+    await editor.edit("media", true);
+    assert.match(await textOf(page.locator("#alarm-media-key-state")), /kept/);
+    assert.equal(await page.inputValue("#node-config-input-signingKey"), "__PWRD__", "the key never comes back");
+    const popup = page.waitForEvent("popup");
+    await page.click("#alarm-media-last");
+    const opened = await popup;
+    await opened.waitForLoadState();
+    assert.match(opened.url(), new RegExp(`^http://127\\.0\\.0\\.1:${mediaPort}/m/[0-9a-f]{16}/`));
+    const picture = await fetch(opened.url());
+    assert.equal(picture.status, 200);
+    assert.deepEqual(Buffer.from(await picture.arrayBuffer()), Buffer.from("ffd8ffd9", "hex"));
+    assert.match(await textOf(page.locator("#alarm-media-last-result")), /snap\.jpg.*image\/jpeg, 4 bytes/);
+    await opened.close();
+    await editor.cancel();
   });
 
   it("DC-09: a refused alarm is listed with the receiver's answer and resent from the dialog", async () => {
