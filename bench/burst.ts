@@ -15,6 +15,7 @@ import {
   alarmBody,
   appendMany,
   childEnv,
+  cpuMsOf,
   flags,
   flowFor,
   flowStartClock,
@@ -131,12 +132,6 @@ async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09R
     await red.stop();
     if (profileFile) process.stderr.write(`CPU profile: ${profileFile} (bench/profile-summary.ts reads it)\n`);
   }
-}
-
-/** User + system CPU time of a process so far, from /proc (10 ms resolution). */
-function cpuMsOf(pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const perSecond = (n: number, ms: number | undefined) =>

@@ -61,6 +61,16 @@ export function withTestCa(): boolean {
 
 export const today = (): string => new Date().toISOString().slice(0, 10);
 
+/** User + system CPU time of a process so far, from /proc (10 ms resolution); 0 once it is gone. */
+export function cpuMsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 // --- flows ------------------------------------------------------------------------------------
 
 const TAB = { id: "tab", type: "tab", label: "bench" };
@@ -109,6 +119,8 @@ function recorderNodes(next: string[]): object[] {
 
 export interface FlowOptions {
   chain?: "full" | "connector" | "unsettled";
+  /** Alarm media on: the line-driver keeps each alarm's attachments (alarm-media node on this port) and sends [V]. */
+  mediaPort?: number;
   /** email-connector settings other than the editor's defaults. */
   connector?: Record<string, unknown>;
 }
@@ -158,9 +170,29 @@ export function oursFlow(stack: MailStack, folder: string, receiverPort: number,
       supervisionAccount: "",
       sendText: false,
       sendTime: false,
-      sendLink: false,
+      sendLink: opts.mediaPort !== undefined,
+      ...(opts.mediaPort !== undefined ? { media: "media" } : {}),
       wires: [[]],
     },
+    ...(opts.mediaPort !== undefined
+      ? [
+          {
+            id: "media",
+            type: "alarm-media",
+            host: "127.0.0.1",
+            port: opts.mediaPort,
+            baseUrl: `http://127.0.0.1:${opts.mediaPort}`,
+            tls: false,
+            types: "image/jpeg, video/mp4",
+            maxFileMb: 50,
+            maxFiles: 10,
+            retentionDays: 30,
+            maxTotalMb: 4096,
+            linkValidHours: 168,
+            credentials: { signingKey: "YmVuY2gtc2lnbmluZy1rZXktb2YtdGhlLWNlbnRyZS0x" },
+          },
+        ]
+      : []),
   ];
 }
 

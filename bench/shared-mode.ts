@@ -8,13 +8,12 @@
 //   time until all are ACKed, CPU of the site's Node-RED children meanwhile, duplicates and lost.
 //   node --import tsx bench/shared-mode.ts [--count 100] [--burst 1000] [--rounds 2] [--write-results]
 import { createSocket } from "node:dgram";
-import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SharedSite } from "../test/helpers/shared-site";
 import { soakAccount, soakAlarmEmail } from "../test/helpers/soak-mail";
 import { MAILBOX } from "../test/helpers/tenant";
-import { flags, today, withTestCa } from "./harness";
+import { cpuMsOf, flags, today, withTestCa } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -35,16 +34,6 @@ const TAG: Record<Mode, { pickup: string; warm: string; burst: string }> = {
   single: { pickup: "A1", warm: "A0", burst: "A2" },
   shared: { pickup: "B1", warm: "B0", burst: "B2" },
 };
-
-/** User + system CPU time of a process so far, from /proc (10 ms resolution), as bench/burst.ts. */
-function cpuMsOf(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
 
 const messageIdOf = (account: string) => `soak-${account.toLowerCase()}@site.contoso.test`;
 const load = () =>

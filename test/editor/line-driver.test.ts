@@ -466,7 +466,7 @@ return msg;`,
   });
 });
 
-describe("line-driver Test endpoint permissions", () => {
+describe("line-driver and alarm-media endpoint permissions", () => {
   let red: NodeRedProcess;
   const admin = { username: "admin", password: "admin-password-1" };
   before(async () => {
@@ -489,5 +489,10 @@ describe("line-driver Test endpoint permissions", () => {
     // With a login: answered, and no such deployed node here.
     assert.equal((await red.api("GET", "/line-driver/ld/state")).status, 404);
     assert.equal((await red.api("POST", "/line-driver/ld/refused/1/resend", {})).status, 404);
+  });
+
+  it("the last picture of alarm media needs alarm-media.read", async () => {
+    assert.equal((await red.api("GET", "/alarm-media/media/last", undefined, { anonymous: true })).status, 401);
+    assert.equal((await red.api("GET", "/alarm-media/media/last")).status, 404);
   });
 });
