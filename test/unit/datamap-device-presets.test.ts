@@ -89,6 +89,11 @@ const WANT: Record<string, Want> = {
     extra: { system: "John's Residence" },
   },
   "risco/near-miss.eml": { preset: "risco-lightsys", rejected: "eventCode is required but empty" },
+  "lupusec/perimeter-alarm.eml": {
+    preset: "lupusec-xt",
+    alarm: { account: "1234", eventCode: "131", cid: "131", zone: 15, area: 1 },
+  },
+  "lupusec/near-miss.eml": { preset: "lupusec-xt", rejected: "account is required but empty" },
 };
 
 const fixtures = readdirSync(DIR, { withFileTypes: true })
@@ -188,6 +193,18 @@ describe("device presets on emails built from published text", () => {
     const result = await compileDataMap(configured("dahua", email)).map({ email, receivedAt: RECEIVED_AT });
     assert.equal(result.ok, false);
     if (!result.ok) assert.match(result.reason, /Audio Detection/);
+  });
+
+  it("a LUPUSEC Contact ID line with qualifier 3 is a restore, its account the panel's own", async () => {
+    const email = await read("lupusec/perimeter-alarm.eml");
+    email.text = email.text.replace("<1234 18 1131 01 015 8>", "<0A1B 18 3131 01 015 8>");
+    const result = await compileDataMap(configured("lupusec-xt", email)).map({ email, receivedAt: RECEIVED_AT });
+    if (!result.ok) assert.fail(result.reason);
+    assert.deepEqual(
+      [result.alarm.account, result.alarm.eventCode, result.alarm.qualifier],
+      ["0A1B", "131", "restore"],
+    );
+    assert.equal(result.alarm.eventFormat, "CID");
   });
 
   it("the end of a Dahua motion event is a restore", async () => {

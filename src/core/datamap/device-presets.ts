@@ -303,6 +303,37 @@ function riscoLightsys(): DataMapConfig {
   );
 }
 
+// ---- LUPUSEC XT1 / XT1 Plus / XT2 panels: a Contact ID line "<1234 18 1131 01 015 8>" in the email ----
+// Account, 18, qualifier (1 new, 3 restore) and event, area, zone, checksum (Lupus manuals, see
+// test/fixtures/presets/lupusec/SOURCES.md). The line carries the panel's own account and codes: no table.
+
+/** The Contact ID line: account (hex digits), 18 or 98, qualifier + event, area, zone, checksum digit. */
+const CONTACT_ID_LINE =
+  "<?[ \\t]*(?<account>[0-9A-Fa-f]{4,6})[ \\t]+[19]8[ \\t]+(?<qualifier>[13])(?<eventCode>[0-9A-Fa-f]{3})[ \\t]+(?<area>[0-9]{2})[ \\t]+(?<zone>[0-9]{3})[ \\t]*[0-9A-Fa-f]?[ \\t]*>?";
+
+function lupusecXt(): DataMapConfig {
+  const line = (field: string, note?: string): FieldRule => ({
+    field,
+    source: { kind: "body" },
+    extractor: { kind: "regex", pattern: `^[ \\t]*${CONTACT_ID_LINE}[ \\t]*$`, flags: "m" },
+    required: field === "eventCode" || field === "account",
+    ...(note ? { note } : {}),
+  });
+  return {
+    rules: [
+      line("account", "the Contact ID line's own account"),
+      line("qualifier", "1 new event, 3 restore"),
+      line("eventCode", "the Contact ID event code"),
+      line("area"),
+      line("zone"),
+      subjectText(),
+    ],
+    tables: { accounts: accountsTable() },
+    eventFormat: "CID",
+    spoofCheck: { enabled: true, requireHeader: true },
+  };
+}
+
 const has = (text: string, pattern: RegExp) => pattern.test(text);
 
 /** Most specific first: the first family whose detect() says yes is offered for a pasted email. */
@@ -347,6 +378,13 @@ export const DEVICE_PRESETS: readonly DevicePreset[] = [
     label: "RISCO LightSYS panel, Follow Me email (Event, Partition)",
     detect: (e) => has(e.subject, /^Alarm Security Message:/i) || has(e.body, /^[ \t]*Service Contact:/m),
     config: riscoLightsys,
+  },
+  {
+    id: "lupusec-xt",
+    label: "LUPUSEC XT1 / XT2 panel, Contact ID line (<1234 18 1131 01 015 8>)",
+    // The start of the line is enough: a cut line is this family's email too (rejected with its reason).
+    detect: (e) => has(e.body, /^[ \t]*<?[0-9A-Fa-f]{4,6}[ \t]+[19]8[ \t]+[0-9A-Fa-f]{4}\b/m),
+    config: lupusecXt,
   },
 ];
 
