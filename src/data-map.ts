@@ -12,7 +12,9 @@ import {
   tryDataMap,
   tryDataMapOnRawEmail,
 } from "./core/datamap";
-import { settleEmail } from "./settle";
+import { DataMapHealth } from "./core/health/registry";
+import { gatewayHealth, trace, traceKey } from "./health";
+import { settleEmail, settlementOf } from "./settle";
 
 interface DataMapDef extends NodeDef {
   map: DataMapConfig;
@@ -49,6 +51,17 @@ module.exports = (RED: NodeAPI) => {
     }
     let mapped = 0;
     let rejected = 0;
+    const nodeId = this.id;
+    const health = new DataMapHealth(nodeId, def.name ?? "");
+    gatewayHealth.dataMaps.set(nodeId, health);
+    this.on("close", () => {
+      if (gatewayHealth.dataMaps.get(nodeId) === health) gatewayHealth.dataMaps.delete(nodeId);
+    });
+    /** The email's key in the trace: as its connector recorded it, or its Message-ID (an email from elsewhere). */
+    const keyOf = (msg: NodeMessageInFlow, email: MappableEmail) => {
+      const ref = settlementOf(msg)?.ref;
+      return ref ? traceKey(ref.connector, ref) : (email.messageId ?? "");
+    };
 
     const handle = async (msg: NodeMessageInFlow, send: (m: (NodeMessageInFlow | null)[]) => void) => {
       if (!compiled) {
@@ -65,6 +78,19 @@ module.exports = (RED: NodeAPI) => {
           ? (email as { receivedAt: string }).receivedAt
           : new Date().toISOString();
       const result = await compiled.map({ email, msg: msg as unknown as Record<string, unknown>, receivedAt });
+      const key = keyOf(msg, email);
+      const subject = typeof email.subject === "string" ? email.subject.slice(0, 200) : "";
+      health.outcome(result.ok, result.ok ? "" : `${result.rule}: ${result.reason}`, subject);
+      if (key)
+        trace(RED, {
+          stage: result.ok ? "mapped" : "rejected",
+          key,
+          node: nodeId,
+          ...(email.messageId ? { messageId: email.messageId } : {}),
+          ...(result.ok
+            ? { account: result.alarm.account, detail: result.alarm.eventCode }
+            : { detail: `${result.rule}: ${result.reason}` }),
+        });
       if (result.ok) {
         mapped++;
         this.status({ fill: "green", shape: "dot", text: `mapped ${mapped}, rejected ${rejected}` });

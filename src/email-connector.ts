@@ -8,12 +8,14 @@ import { join } from "node:path";
 import type { NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import type { GraphWatcherState } from "./core/graph/graph-mailbox-watcher";
 import { GraphProgressStore } from "./core/graph/graph-progress-store";
+import { ConnectorHealth } from "./core/health/registry";
 import { MailboxWatcher } from "./core/mail/mailbox-watcher";
 import { ProgressStore, type ServerAction } from "./core/mail/progress-store";
 import { REQUIRED_ROLES, type ResourceKind } from "./core/oauth/cloud";
 import type { SharedWatcherState } from "./core/shared/shared-watcher";
 import { DEFAULT_COORDINATION_FOLDER, type SharedTransport } from "./core/shared/transport";
 import type { EmailRef, Outcome, TakeMode, WatchedEmail, Watcher } from "./core/watch/watcher";
+import { gatewayHealth, trace, traceKey } from "./health";
 import type { O365OAuthConfigNode, TokenUser } from "./o365-oauth-config";
 import { type EmailConnectorNode, type EmailRefInMsg, settlementOf } from "./settle";
 
@@ -81,6 +83,15 @@ module.exports = (RED: NodeAPI) => {
     }
     const userDir = RED.settings.userDir ?? process.cwd();
     const nodeId = this.id;
+    const health = new ConnectorHealth(this.id, def.name ?? "", mailbox, transport, folder, !!def.shared, def.oauth);
+    gatewayHealth.connectors.set(this.id, health);
+    const onState = (state: GraphWatcherState | SharedWatcherState) => {
+      const reason = state.kind === "reconnecting" || state.kind === "error" ? state.reason : "";
+      health.setState(state.kind, reason, "inFlight" in state ? state.inFlight : health.inFlight);
+      this.status(statusOf(state, folder));
+    };
+    const settled = (ref: EmailRef, outcome: Outcome) =>
+      trace(RED, { stage: "settled", key: traceKey(nodeId, ref), node: nodeId, detail: outcome });
     const common = {
       folder,
       take: def.take === "new" ? ("new" as const) : ("unseen" as const),
@@ -94,9 +105,21 @@ module.exports = (RED: NodeAPI) => {
       emit: ({ ref, email, receivedAt }: WatchedEmail) => {
         const emailRef: EmailRefInMsg = { connector: this.id, ...ref };
         const payload = { uid: ref.uid, ...email, receivedAt };
+        health.emailed();
+        const arrivedAt = receivedAt ? Date.parse(receivedAt) : Number.NaN;
+        trace(RED, {
+          stage: "picked-up",
+          key: traceKey(nodeId, ref),
+          node: nodeId,
+          ...(ref.messageId ? { messageId: ref.messageId } : {}),
+          from: email.from[0]?.address ?? "",
+          subject: email.subject.slice(0, 200),
+          ...(Number.isFinite(arrivedAt) ? { arrivedAt } : {}),
+          detail: `${mailbox}/${folder}`,
+        });
         this.send({ topic: email.subject, payload: email.text, email: payload, emailRef } as never);
       },
-      onState: (state: GraphWatcherState | SharedWatcherState) => this.status(statusOf(state, folder)),
+      onState,
       log: (level: "info" | "warn" | "error", message: string) =>
         level === "info" ? this.log(message) : level === "warn" ? this.warn(message) : this.error(message),
     };
@@ -165,7 +188,11 @@ module.exports = (RED: NodeAPI) => {
       });
     }
     config.register(this, resource);
-    this.settle = (ref: EmailRef, outcome: Outcome) => watcher.settle(ref, outcome);
+    this.settle = (ref: EmailRef, outcome: Outcome) =>
+      watcher.settle(ref, outcome).then((done) => {
+        if (done) settled(ref, outcome);
+        return done;
+      });
     const { hold, mayDeliver } = watcher;
     if (hold && mayDeliver) {
       this.shared = { hold: (ref) => hold.call(watcher, ref), mayDeliver: (ref) => mayDeliver.call(watcher, ref) };
@@ -178,13 +205,14 @@ module.exports = (RED: NodeAPI) => {
         done(new Error("msg.emailRef is missing or belongs to another email-connector: nothing to settle"));
         return;
       }
-      watcher.settle(settlement.ref, settlement.outcome).then(
+      this.settle(settlement.ref, settlement.outcome).then(
         () => done(),
         (err: Error) => done(err),
       );
     });
     this.on("close", (done: () => void) => {
       config.deregister(this);
+      if (gatewayHealth.connectors.get(nodeId) === health) gatewayHealth.connectors.delete(nodeId);
       if (watchedFolders.get(folderKey) === this.id) watchedFolders.delete(folderKey);
       watcher.stop().then(done, done);
     });

@@ -11,11 +11,13 @@ import { type AlarmChannel, AlarmNotExpressibleError, type LineState } from "./c
 import { Dc09Channel, dc09Seq } from "./core/delivery/dc09-channel";
 import { type Clearance, OutboxPump, type PumpOutcome, type PumpReport } from "./core/delivery/outbox-pump";
 import { SurgardChannel } from "./core/delivery/surgard-channel";
+import { LineDriverHealth } from "./core/health/registry";
 import type { Evidence } from "./core/media/evidence";
 import type { MediaSource } from "./core/media/media-store";
 import { Outbox, type OutboxEntry, type RefusedEntry } from "./core/outbox/outbox";
 import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import type { Outcome } from "./core/watch/watcher";
+import { gatewayHealth, trace, traceKey } from "./health";
 import { registerLineDriverTest } from "./line-driver-test";
 import { type EmailConnectorNode, type EmailRefInMsg, settleEmail, settlementOf } from "./settle";
 
@@ -83,6 +85,8 @@ interface QueuedAlarm {
    * again under a new ref, which replaces it (in memory, see `held`).
    */
   email?: EmailRefInMsg;
+  /** The email's key in the alarm trace (absent for alarms without an email, and in older outboxes). */
+  trace?: string;
 }
 
 /**
@@ -148,8 +152,13 @@ module.exports = (RED: NodeAPI) => {
     let lineState: LineState | undefined;
     const log = (level: "info" | "warn" | "error", message: string) =>
       level === "info" ? node.log(message) : level === "warn" ? node.warn(message) : node.error(message);
+    const health = new LineDriverHealth(node.id, def.name ?? "", def.protocol === "surgard" ? "surgard" : "dc09");
+    gatewayHealth.lineDrivers.set(node.id, health);
     const onState = (state: LineState) => {
       lineState = state;
+      health.lineOk = state.kind === "ok";
+      health.lineReason = state.kind === "ok" ? "" : state.reason;
+      if (state.kind !== "ok") health.problem(state.reason);
       showStatus();
     };
     let channel: AlarmChannel;
@@ -165,6 +174,7 @@ module.exports = (RED: NodeAPI) => {
       const message = err instanceof Error ? err.message : String(err);
       node.status({ fill: "red", shape: "ring", text: message.slice(0, 60) });
       node.error(`line-driver not started: ${message}`);
+      gatewayHealth.lineDrivers.delete(node.id);
       return;
     }
     let outbox: Outbox<QueuedAlarm> | undefined;
@@ -176,11 +186,13 @@ module.exports = (RED: NodeAPI) => {
     }).then(({ outbox: o, problems }) => {
       for (const p of problems) node.warn(`outbox: ${p}`);
       outbox = o;
+      health.outbox = () => ({ depth: o.size, oldestAcceptedAt: o.peek()?.acceptedAt, refused: o.refusedCount });
       pump = new OutboxPump<QueuedAlarm>({
         outbox: o,
         deliver: (entry) => deliver(entry.payload, entry.id),
         clearance,
         onOutcome: (entry, outcome) => {
+          traceOutcome(entry, outcome);
           settleHeld(entry, outcome);
           report(entry.payload.alarm, entry.id, outcome);
           if (outcome.kind === "failed" && !entry.payload.trouble) raiseTrouble(entry.payload.alarm, entry.id, outcome);
@@ -246,6 +258,13 @@ module.exports = (RED: NodeAPI) => {
 
     // An entry queued under the other protocol (the node was reconfigured) is built again from its alarm.
     async function deliver(queued: QueuedAlarm, id: number): Promise<PumpOutcome> {
+      if (queued.trace)
+        trace(RED, {
+          stage: "sent",
+          key: queued.trace,
+          node: node.id,
+          ...(channel.protocol === "dc09" ? { seq: dc09Seq(id) } : {}),
+        });
       let body = queued.body;
       if ((queued.protocol ?? "dc09") !== channel.protocol) {
         try {
@@ -261,6 +280,29 @@ module.exports = (RED: NodeAPI) => {
         }
       }
       return channel.deliver(body, id);
+    }
+
+    /** The receiver's answer in the health registry and the alarm's trace. */
+    function traceOutcome(entry: OutboxEntry<QueuedAlarm>, outcome: PumpReport): void {
+      const seq = channel.protocol === "dc09" ? dc09Seq(entry.id) : undefined;
+      if (outcome.kind === "delivered") health.deliveredIn(outcome.latencyMs, outcome.via, outcome.address);
+      else if (outcome.kind === "failed") {
+        health.failed++;
+        health.problem(`refused: ${outcome.answer ?? outcome.reason}`);
+      }
+      const key = entry.payload.trace;
+      if (!key || outcome.kind === "taken-over") return;
+      trace(RED, {
+        stage: outcome.kind === "delivered" ? "acked" : "refused",
+        key,
+        node: node.id,
+        account: entry.payload.alarm.account,
+        receiver: `${outcome.via} ${outcome.address}`.trim(),
+        ...(seq !== undefined ? { seq } : {}),
+        ...(outcome.kind === "delivered"
+          ? { detail: `${Math.round(outcome.latencyMs)} ms` }
+          : { detail: outcome.answer ?? outcome.reason }),
+      });
     }
 
     /** Emails held for alarms not yet ACKed, by outbox id: the ref this process was given for each. */
@@ -474,6 +516,7 @@ module.exports = (RED: NodeAPI) => {
       }
       const ref = settlementOf(msg)?.ref;
       const shared = ref ? sharedConnector(ref.connector)?.shared : undefined;
+      const traceId = ref ? traceKey(ref.connector, ref) : (alarm.source?.messageId ?? undefined);
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream, or, shared, held.
       let accepted: { id: number; duplicate: boolean };
       try {
@@ -482,6 +525,7 @@ module.exports = (RED: NodeAPI) => {
           body,
           alarm,
           ...(shared && ref ? { email: ref } : {}),
+          ...(traceId ? { trace: traceId } : {}),
         };
         accepted = await box.accept(queued, dedupeKey(alarm, msg));
       } catch (err) {
@@ -490,6 +534,15 @@ module.exports = (RED: NodeAPI) => {
         showStatus();
         throw err;
       }
+      if (!accepted.duplicate) health.accepted++;
+      if (traceId)
+        trace(RED, {
+          stage: "accepted",
+          key: traceId,
+          node: node.id,
+          account: alarm.account,
+          detail: accepted.duplicate ? `already in the outbox (id ${accepted.id})` : `outbox id ${accepted.id}`,
+        });
       if (outboxProblem?.startsWith("outbox")) {
         outboxProblem = undefined;
         node.log("outbox writes again: accepting alarms");
@@ -558,6 +611,7 @@ module.exports = (RED: NodeAPI) => {
 
     node.on("close", (done: () => void) => {
       deployed.delete(node.id);
+      if (gatewayHealth.lineDrivers.get(node.id) === health) gatewayHealth.lineDrivers.delete(node.id);
       clearInterval(statusTimer);
       clearTimeout(statusDue);
       channel.stop();

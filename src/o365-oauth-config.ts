@@ -2,6 +2,7 @@
 // with the nodes that use it (the MQTT broker node's pattern: a registry of users whose
 // status follows the shared resource).
 import type { Node, NodeAPI, NodeDef } from "node-red";
+import { TokenHealth } from "./core/health/registry";
 import type { ResourceKind } from "./core/oauth/cloud";
 import { diagnoseOAuth, invalidSettingsDiagnosis, storedCredentialWithheldDiagnosis } from "./core/oauth/diagnosis";
 import type { MailTransport } from "./core/oauth/mailbox-checks";
@@ -16,6 +17,7 @@ import {
 import { TokenError } from "./core/oauth/token-errors";
 import { type AccessToken, TokenProvider, type TokenState } from "./core/oauth/token-provider";
 import { DEFAULT_COORDINATION_FOLDER } from "./core/shared/transport";
+import { gatewayHealth } from "./health";
 
 export interface OAuthConfigDef extends NodeDef, OAuthConfigFields {}
 
@@ -50,6 +52,20 @@ module.exports = (RED: NodeAPI) => {
     if (validation.ok) {
       provider = new TokenProvider(validation.settings, {
         log: (level, message) => (level === "error" ? this.error(message) : this.warn(message)),
+      });
+      const health = new TokenHealth(this.id, def.name ?? "", def.tenant ?? "");
+      gatewayHealth.tokens.set(this.id, health);
+      this.on("close", () => {
+        if (gatewayHealth.tokens.get(this.id) === health) gatewayHealth.tokens.delete(this.id);
+      });
+      provider.onRequest((kind, result) => {
+        if (!result.ok) {
+          health.failures++;
+          health.lastFailure = { at: Date.now(), text: result.error.message };
+          return;
+        }
+        if (!result.fromCache) health.refreshes++;
+        if (result.expiresOn) health.expiresAt.set(kind, result.expiresOn.getTime());
       });
       provider.onStateChange((kind, state) => {
         if (!state.ok) this.error(`Token for ${kind}: ${state.error.message}`);

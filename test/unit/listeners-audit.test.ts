@@ -26,6 +26,10 @@ const REVIEWED: Record<string, { calls: string[]; why: string }> = {
     calls: [".listen("],
     why: "alarm evidence: a bind address the centre sets (no default of all interfaces), GET/HEAD of signed, expiring links only; no listing",
   },
+  "src/alarm-gateway-panel.ts": {
+    calls: ["httpNode"],
+    why: "metrics on Node-RED's HTTP server only when settings.js asks for it (alarmGateway.metricsOnHttpNode), behind httpNodeAuth",
+  },
   "src/core/dc09/link.ts": {
     calls: ["createSocket("],
     why: "DC-09 over UDP: a connected socket, the kernel passes up only the receiver's datagrams",

@@ -13,6 +13,9 @@ export interface AccessToken {
   roles: string[];
 }
 
+export type TokenRequestResult =
+  | { ok: true; fromCache: boolean; expiresOn: Date | null }
+  | { ok: false; error: TokenError };
 export type TokenState = { ok: true; expiresOn: Date | null } | { ok: false; error: TokenError };
 
 export interface TokenProviderOptions {
@@ -29,6 +32,7 @@ export class TokenProvider {
   private readonly lastToken = new Map<ResourceKind, AccessToken>();
   private readonly lastForcedRenewal = new Map<ResourceKind, number>();
   private readonly listeners = new Set<(kind: ResourceKind, state: TokenState) => void>();
+  private readonly requestListeners = new Set<(kind: ResourceKind, result: TokenRequestResult) => void>();
   private readonly states = new Map<ResourceKind, TokenState>();
   private readonly timeoutMs: number;
   private readonly minForcedRenewalIntervalMs: number;
@@ -70,6 +74,12 @@ export class TokenProvider {
     return () => this.listeners.delete(listener);
   }
 
+  /** Every token request's result, cache hits included (metrics: refreshes are the ones not from the cache). */
+  onRequest(listener: (kind: ResourceKind, result: TokenRequestResult) => void): () => void {
+    this.requestListeners.add(listener);
+    return () => this.requestListeners.delete(listener);
+  }
+
   /** Admin-consent link an app creator sends to the tenant administrator (../shared/o365.md). */
   consentUrl(): string {
     const { authorityHost } = this.settings.cloud;
@@ -106,10 +116,13 @@ export class TokenProvider {
       };
       this.lastToken.set(kind, token);
       this.setState(kind, { ok: true, expiresOn: token.expiresOn });
+      for (const l of this.requestListeners)
+        l(kind, { ok: true, fromCache: result.fromCache, expiresOn: token.expiresOn });
       return token;
     } catch (err) {
       const error = await this.explain(err);
       this.setState(kind, { ok: false, error });
+      for (const l of this.requestListeners) l(kind, { ok: false, error });
       throw error;
     } finally {
       clearTimeout(timer);

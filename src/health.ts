@@ -1,0 +1,54 @@
+// What the adapters share for the gateway's picture of itself: the health registry (live panel, metrics,
+// self-supervision) and the alarm trace on disk, one of each per Node-RED process.
+import { join } from "node:path";
+import type { NodeAPI } from "node-red";
+import { gatewayHealth } from "./core/health/registry";
+import { type TraceEvent, TraceLog } from "./core/health/trace-log";
+import type { EmailRef } from "./core/watch/watcher";
+
+export { gatewayHealth };
+
+/** settings.js `alarmGateway: { traceDays, traceMB, metricsOnHttpNode }`; all optional. */
+export interface AlarmGatewaySettings {
+  traceDays?: number;
+  traceMB?: number;
+  metricsOnHttpNode?: boolean;
+}
+
+export function gatewaySettings(RED: NodeAPI): AlarmGatewaySettings {
+  return ((RED.settings as unknown as { alarmGateway?: AlarmGatewaySettings }).alarmGateway ??
+    {}) as AlarmGatewaySettings;
+}
+
+const traces = new Map<string, TraceLog>();
+
+/** The process's alarm trace, under `<userDir>/alarm-gateway/trace/` (7 days, 100 MB unless set). */
+export function traceLogOf(RED: NodeAPI): TraceLog {
+  const dir = join(RED.settings.userDir ?? process.cwd(), "alarm-gateway", "trace");
+  let log = traces.get(dir);
+  if (!log) {
+    const s = gatewaySettings(RED);
+    log = new TraceLog({
+      dir,
+      keepDays: positive(s.traceDays, 7),
+      maxBytes: positive(s.traceMB, 100) * 1024 * 1024,
+      log: (message) => RED.log.warn(message),
+    });
+    traces.set(dir, log);
+  }
+  return log;
+}
+
+/** An email's key in the trace: its Message-ID, else the connector's identity of it. */
+export function traceKey(connector: string, ref: Pick<EmailRef, "messageId" | "uidValidity" | "uid">): string {
+  return ref.messageId || `${connector}/${ref.uidValidity}/${ref.uid}`;
+}
+
+export function trace(RED: NodeAPI, event: Omit<TraceEvent, "at"> & { at?: number }): void {
+  traceLogOf(RED).record({ at: Date.now(), ...event });
+}
+
+function positive(value: unknown, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
