@@ -1,8 +1,8 @@
 // Node-RED plugin of the pack: the "alarm gateway" sidebar (its editor half is nodes/alarm-gateway-panel.html)
 // and the admin routes behind it, each behind the `alarm-gateway.read` permission: the live figures of every
 // connector, line-driver and data-map, the alarm trace, and the Prometheus metrics. With settings.js
-// `alarmGateway: { metricsOnHttpNode: true }` the metrics are also served on Node-RED's HTTP server, where
-// `httpNodeAuth` (the user's choice) protects them.
+// `alarmGateway: { metricsOnHttpNode: true }` (or a path) the metrics are also served on Node-RED's HTTP
+// server at /metrics (Prometheus's default path), where `httpNodeAuth` (the user's choice) protects them.
 import type { NodeAPI } from "node-red";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./core/health/metrics";
 import { gatewayHealth, gatewaySettings, traceLogOf } from "./health";
@@ -28,8 +28,12 @@ module.exports = (RED: NodeAPI) => {
       );
   });
 
-  const metrics = (_req: unknown, res: { type(t: string): { send(body: string): void } }) =>
-    res.type(METRICS_CONTENT_TYPE).send(renderMetrics(gatewayHealth));
+  // Written as is: Express's send() would reorder the media type's parameters.
+  const metrics = (_req: unknown, res: { setHeader(n: string, v: string): void; end(body: string): void }) => {
+    res.setHeader("Content-Type", METRICS_CONTENT_TYPE);
+    res.end(renderMetrics(gatewayHealth));
+  };
   RED.httpAdmin.get("/alarm-gateway/metrics", read, metrics);
-  if (gatewaySettings(RED).metricsOnHttpNode) RED.httpNode.get("/alarm-gateway/metrics", metrics);
+  const onHttpNode = gatewaySettings(RED).metricsOnHttpNode;
+  if (onHttpNode) RED.httpNode.get(typeof onHttpNode === "string" ? onHttpNode : "/metrics", metrics);
 };

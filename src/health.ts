@@ -12,7 +12,8 @@ export { gatewayHealth };
 export interface AlarmGatewaySettings {
   traceDays?: number;
   traceMB?: number;
-  metricsOnHttpNode?: boolean;
+  /** Also serve the metrics on Node-RED's HTTP server (httpNodeAuth applies): true for /metrics, or a path. */
+  metricsOnHttpNode?: boolean | string;
 }
 
 export function gatewaySettings(RED: NodeAPI): AlarmGatewaySettings {

@@ -470,7 +470,11 @@ describe("line-driver and alarm-media endpoint permissions", () => {
   let red: NodeRedProcess;
   const admin = { username: "admin", password: "admin-password-1" };
   before(async () => {
-    red = await startNodeRed({ userDir: join(RUN_DIR, "nr-line-driver-auth"), adminAuth: admin });
+    red = await startNodeRed({
+      userDir: join(RUN_DIR, "nr-line-driver-auth"),
+      adminAuth: admin,
+      settings: { alarmGateway: { metricsOnHttpNode: true } },
+    });
   });
   after(() => red?.stop());
 
@@ -489,6 +493,17 @@ describe("line-driver and alarm-media endpoint permissions", () => {
     // With a login: answered, and no such deployed node here.
     assert.equal((await red.api("GET", "/line-driver/ld/state")).status, 404);
     assert.equal((await red.api("POST", "/line-driver/ld/refused/1/resend", {})).status, 404);
+  });
+
+  it("the gateway panel, its trace and its metrics need alarm-gateway.read", async () => {
+    for (const path of ["/alarm-gateway/health", "/alarm-gateway/trace?q=x", "/alarm-gateway/metrics"]) {
+      assert.equal((await red.api("GET", path, undefined, { anonymous: true })).status, 401, path);
+      assert.equal((await red.api("GET", path)).status, 200, path);
+    }
+    // settings.js asked for the metrics on Node-RED's HTTP server too: there httpNodeAuth (here none) decides.
+    const open = await fetch(`${red.url}/metrics`);
+    assert.equal(open.status, 200);
+    assert.match(await open.text(), /^# HELP alarm_gateway_emails_received_total /m);
   });
 
   it("the last picture of alarm media needs alarm-media.read", async () => {

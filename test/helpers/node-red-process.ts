@@ -21,6 +21,8 @@ export interface NodeRedOptions {
   linkModules?: { name: string; dir: string }[];
   /** Also write Node-RED's output to this file (for post-mortems of benches). */
   logFile?: string;
+  /** More settings.js entries (JSON values). */
+  settings?: Record<string, unknown>;
   /** Another Node.js and Node-RED than this repository's (default: process.execPath, node_modules/node-red). */
   runtime?: { node: string; redJs: string };
 }
@@ -83,6 +85,7 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
     diagnostics: { enabled: false },
     telemetry: { enabled: false },
     externalModules: { autoInstall: false, palette: { allowInstall: false } },
+    ...opts.settings,
   };
   const adminAuth = opts.adminAuth
     ? `adminAuth: { type: "credentials", users: [{ username: ${JSON.stringify(opts.adminAuth.username)}, password: require("bcryptjs").hashSync(${JSON.stringify(opts.adminAuth.password)}, 8), permissions: "*" }] },`

@@ -632,6 +632,7 @@ describe("siaDcsData", () => {
     ["restore of a trouble", { eventCode: "BT", qualifier: "restore", zone: 1 }, "#1234|NBJ01"],
     ["restore of a bypass", { eventCode: "BB", qualifier: "restore", zone: 1 }, "#1234|NBU01"],
     ["restore code given", { eventCode: "BR", qualifier: "restore", zone: 1 }, "#1234|NBR01"],
+    ["communications restoral given", { eventCode: "YK", qualifier: "restore", zone: 1 }, "#1234|NYK01"],
     ["previous", { qualifier: "previous", area: 1, zone: 1 }, "#1234|Ori1/BA01"],
     ["4-digit zone", { zone: 1001 }, "#1234|NBA1001"],
   ];

@@ -44,9 +44,15 @@ function checkNumber(name: string, value: number, max: number): void {
 // SIA DC-03: restore is part of the code (BA alarm → BR restore), not a qualifier.
 const SIA_RESTORE_LETTER: Record<string, string> = { A: "R", T: "J", B: "U" };
 const SIA_RESTORE_CODES = /^[A-Z][RJU]$/;
+/**
+ * Restorals whose second letter is not R, J or U (SIA DC-03 code list): YK communications restoral (of YC
+ * communications fail, YS communications trouble, RT unable to report), YQ power supply restored, XH RF
+ * interference restoral. A restore given as one of these is sent as it is.
+ */
+const SIA_OTHER_RESTORALS = new Set(["YK", "YQ", "XH"]);
 
 function siaCodeFor(code: string, qualifier: AlarmForDc09["qualifier"]): string {
-  if (qualifier !== "restore" || SIA_RESTORE_CODES.test(code)) return code;
+  if (qualifier !== "restore" || SIA_RESTORE_CODES.test(code) || SIA_OTHER_RESTORALS.has(code)) return code;
   // Openings (O.) and closings (C.) have no restore: CA (automatic closing) → CR would mean "recent closing".
   const restore = code[0] === "O" || code[0] === "C" ? undefined : SIA_RESTORE_LETTER[code[1]];
   if (!restore) {
