@@ -22,6 +22,7 @@ import {
   LABEL,
   packOptions,
   readEmitted,
+  scrapeHealth,
   today,
   type Who,
 } from "./harness";
@@ -71,6 +72,7 @@ async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09R
     logFile: join(RUN_DIR, `bench-${name}.log`),
     env,
   });
+  const scraper = scrapeHealth(red);
   try {
     const appendMs = await appendMany(
       stack,
@@ -129,6 +131,7 @@ async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09R
       allAcked: full && ackTimes.length >= COUNT ? (ackTimes[COUNT - 1] ?? Number.NaN) - started : undefined,
     };
   } finally {
+    scraper.stop();
     await red.stop();
     if (profileFile) process.stderr.write(`CPU profile: ${profileFile} (bench/profile-summary.ts reads it)\n`);
   }

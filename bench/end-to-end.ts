@@ -20,6 +20,7 @@ import {
   LABEL,
   packOptions,
   readEmitted,
+  scrapeHealth,
   today,
   type Who,
   watchExists,
@@ -54,6 +55,7 @@ async function measure(who: Who, stack: MailStack, receiver: Dc09Receiver): Prom
     logFile: join(RUN_DIR, `bench-e2e-${who}.log`),
     env,
   });
+  const scraper = scrapeHealth(red);
   const exists = await watchExists(stack, folder);
   let appended = 0;
   const emitted = new Map<string, number[]>();
@@ -111,6 +113,7 @@ async function measure(who: Who, stack: MailStack, receiver: Dc09Receiver): Prom
     return { who, samples, missing, duplicates };
   } finally {
     await exists.close();
+    scraper.stop();
     await red.stop();
     if (profileFile) process.stderr.write(`CPU profile: ${profileFile} (bench/profile-summary.ts reads it)\n`);
   }

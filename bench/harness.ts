@@ -61,6 +61,21 @@ export function withTestCa(): boolean {
 
 export const today = (): string => new Date().toISOString().slice(0, 10);
 
+/**
+ * With BENCH_SCRAPE_HEALTH set (bench/health-overhead.ts): fetches the panel's snapshot and the metrics every
+ * second, as an open sidebar and a Prometheus scrape would, until stopped.
+ */
+export function scrapeHealth(red: NodeRedProcess): { stop(): void } {
+  if (!process.env.BENCH_SCRAPE_HEALTH) return { stop() {} };
+  const timer = setInterval(() => {
+    for (const path of ["/alarm-gateway/health", "/alarm-gateway/metrics"])
+      fetch(`${red.url}${path}`)
+        .then((r) => r.arrayBuffer())
+        .catch(() => undefined);
+  }, 1000);
+  return { stop: () => clearInterval(timer) };
+}
+
 /** User + system CPU time of a process so far, from /proc (10 ms resolution); 0 once it is gone. */
 export function cpuMsOf(pid: number | undefined): number {
   try {

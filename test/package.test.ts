@@ -77,6 +77,12 @@ describe("npm pack → install into a fresh Node-RED user dir", () => {
       "nodes/locales/en-US/alarm-media.json",
       "nodes/locales/en-US/alarm-media.html",
       "nodes/core/media/evidence.js",
+      "nodes/gateway-supervision.js",
+      "nodes/gateway-supervision.html",
+      "nodes/locales/en-US/gateway-supervision.html",
+      "nodes/alarm-gateway-panel.js",
+      "nodes/alarm-gateway-panel.html",
+      "nodes/core/health/trace-log.js",
     ]) {
       assert.ok(files.includes(required), `${required} is shipped`);
     }

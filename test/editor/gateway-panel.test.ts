@@ -157,6 +157,14 @@ describe("the gateway at a glance", () => {
     editor = await openEditor(red.url, { waitForNode: "ld" });
     page = editor.page;
     await page.evaluate(() => (window as any).RED.sidebar.show("alarm-gateway"));
+    // Widen the sidebar as a user would (drag its separator): the panel's tables want the room.
+    const separator = await page.locator("#red-ui-sidebar-separator").boundingBox();
+    if (separator) {
+      await page.mouse.move(separator.x + separator.width / 2, separator.y + 200);
+      await page.mouse.down();
+      await page.mouse.move(separator.x - 350, separator.y + 200, { steps: 5 });
+      await page.mouse.up();
+    }
     const row = page.locator('.alarm-gateway-connectors tr[data-id="conn"]');
     await row.waitFor({ timeout: 10_000 });
     await page.waitForFunction(

@@ -1,6 +1,7 @@
-// Scenario 4, short: a rotated secret (invalid_client) for a few seconds. The token endpoint answering 500
-// is the CI's other token outage: test/editor/gateway-panel.test.ts (with the mailbox down, the gateway's
-// own trouble event); the full soak (`npm run soak`) runs both here.
+// Scenario 4, short: a rotated secret (invalid_client) for a few seconds (test/editor/gateway-panel.test.ts
+// has another, with the mailbox down and the gateway's own trouble event). The token endpoint answering 500
+// (MSAL then holds requests back for 60 s) runs in the full soak (`npm run soak`) and in TokenProvider's
+// unit tests.
 import { it } from "node:test";
 import { tokenFailures } from "../../soak/token-failures";
 import { assertVerdict } from "../helpers/soak-report";

@@ -43,6 +43,20 @@ export interface KeepResult {
   skipped: { filename: string; why: string }[];
 }
 
+/** Writes the bytes (or copies the spooled file) to `path`, 0600, fsynced; resolves to the size written. */
+async function writeSynced(path: string, a: Pick<MediaSource, "content" | "path">): Promise<number> {
+  if (!a.content) await copyFile(a.path as string, path);
+  const file = await open(path, a.content ? "w" : "r+", PRIVATE_FILE_MODE);
+  try {
+    if (a.content) await file.writeFile(a.content);
+    else await file.chmod(PRIVATE_FILE_MODE);
+    await file.sync();
+    return (await file.stat()).size;
+  } finally {
+    await file.close();
+  }
+}
+
 const SAFE_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
 
 export class MediaStore {
@@ -96,44 +110,29 @@ export class MediaStore {
     return result;
   }
 
+  /**
+   * The file and its description are written and fsynced side by side (one disk round instead of two), then
+   * renamed into place; keep() fsyncs the directory once for all of an alarm's files.
+   */
   private async write(a: MediaSource): Promise<StoredMedia> {
     const id = newMediaId();
     const final = join(this.opts.dir, id);
-    const part = `${final}.part`;
-    if (a.content) {
-      const file = await open(part, "w", PRIVATE_FILE_MODE);
-      try {
-        await file.writeFile(a.content);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-    } else {
-      await copyFile(a.path as string, part);
-      const file = await open(part, "r+");
-      try {
-        await file.chmod(PRIVATE_FILE_MODE);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-    }
-    const size = (await stat(part)).size;
-    await rename(part, final);
     const meta: StoredMedia = {
       id,
       contentType: a.contentType.trim().toLowerCase(),
-      size,
+      size: a.content ? a.content.length : a.size,
       filename: a.filename,
       storedAt: new Date().toISOString(),
     };
-    const about = await open(`${final}.json.part`, "w", PRIVATE_FILE_MODE);
-    try {
-      await about.writeFile(JSON.stringify(meta));
-      await about.sync();
-    } finally {
-      await about.close();
+    const [size] = await Promise.all([
+      writeSynced(`${final}.part`, a),
+      writeSynced(`${final}.json.part`, { content: Buffer.from(JSON.stringify(meta)) }),
+    ]);
+    if (size !== meta.size) {
+      meta.size = size;
+      await writeSynced(`${final}.json.part`, { content: Buffer.from(JSON.stringify(meta)) });
     }
+    await rename(`${final}.part`, final);
     await rename(`${final}.json.part`, `${final}.json`);
     this.newest = meta;
     return meta;
