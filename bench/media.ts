@@ -1,7 +1,7 @@
 // Alarm media (issue #17): our own share (EXISTS → ACK) for camera emails with a 1 MB JPEG, with media
 // storing off and on, side by side in one run (two Node-RED children in turn, same Dovecot, same emails);
 // and the download of a 25 MB clip at its signed link over loopback.
-//   node --import tsx bench/media.ts [--count 40] [--jpeg-kb 1024] [--clip-mb 25] [--write-results]
+//   node --import tsx bench/media.ts [--count 40] [--jpeg-kb 1024] [--clip-mb 25] [--modes off,on] [--profile] [--write-results]
 import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -16,7 +16,7 @@ import { ensureTestCertificates } from "../test/standin/certs";
 import { type Dc09Receiver, startDc09Receiver } from "../test/standin/dc09-receiver";
 import { CERT_DIR, RUN_DIR } from "../test/standin/paths";
 import { freePort } from "../test/standin/ports";
-import { alarmBody, cpuMsOf, flags, oursFlow, packOptions, today, watchExists, zoneOf } from "./harness";
+import { alarmBody, childEnv, cpuMsOf, flags, oursFlow, packOptions, today, watchExists, zoneOf } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -70,10 +70,12 @@ function cameraEmail(subject: string, zone: number, bytes: number): string {
 
 async function measure(mode: Mode, stack: MailStack, receiver: Dc09Receiver): Promise<Side> {
   const folder = `media-${mode}`;
+  const { env, profileFile } = childEnv(`media-${mode}`, { profile: f.has("profile") });
   const red = await startNodeRed({
     userDir: join(RUN_DIR, `bench-media-${mode}`),
     ...packOptions("ours"),
     logFile: join(RUN_DIR, `bench-media-${mode}.log`),
+    env,
   });
   const exists = await watchExists(stack, folder);
   let appended = 0;
@@ -115,6 +117,7 @@ async function measure(mode: Mode, stack: MailStack, receiver: Dc09Receiver): Pr
   } finally {
     await exists.close();
     await red.stop();
+    if (profileFile) process.stderr.write(`CPU profile: ${profileFile}\n`);
   }
 }
 
@@ -180,7 +183,8 @@ async function main(): Promise<void> {
   const receiver = await startDc09Receiver({ behaviour: "ack" });
   const sides: Side[] = [];
   try {
-    for (const mode of ["off", "on"] as Mode[]) sides.push(await measure(mode, stack, receiver));
+    for (const mode of (f.str("modes") ?? "off,on").split(",") as Mode[])
+      sides.push(await measure(mode, stack, receiver));
   } finally {
     await receiver.close();
     await stack.stop();

@@ -22,9 +22,13 @@ export function gatewaySettings(RED: NodeAPI): AlarmGatewaySettings {
 }
 
 const traces = new Map<string, TraceLog>();
+/** Each node module's RED to its trace: found once, not per stage (a burst records thousands). */
+const byRuntime = new WeakMap<NodeAPI, TraceLog>();
 
 /** The process's alarm trace, under `<userDir>/alarm-gateway/trace/` (7 days, 100 MB unless set). */
 export function traceLogOf(RED: NodeAPI): TraceLog {
+  const known = byRuntime.get(RED);
+  if (known) return known;
   const dir = join(RED.settings.userDir ?? process.cwd(), "alarm-gateway", "trace");
   let log = traces.get(dir);
   if (!log) {
@@ -37,6 +41,7 @@ export function traceLogOf(RED: NodeAPI): TraceLog {
     });
     traces.set(dir, log);
   }
+  byRuntime.set(RED, log);
   return log;
 }
 
