@@ -88,14 +88,14 @@ export function cpuMsOf(pid: number | undefined): number {
 
 // --- flows ------------------------------------------------------------------------------------
 
-const TAB = { id: "tab", type: "tab", label: "bench" };
+export const TAB = { id: "tab", type: "tab", label: "bench" };
 
 /**
  * A function node right after the mail node records [subject, Date.now()] of every message in
  * global context (one array push, no clone: it passes the same msg on), and GET /bench/emitted
  * returns the records, from ?since=N on.
  */
-function recorderNodes(next: string[]): object[] {
+export function recorderNodes(next: string[]): object[] {
   return [
     {
       id: "record",

@@ -70,7 +70,7 @@ export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl, transpor
     {
       id: "demo-connector",
       z,
-      ...emailConnectorDef({ oauth: "demo-o365", mailbox, transport, graphPoll: 2 }),
+      ...emailConnectorDef({ oauth: "demo-o365", mailbox, transport, graphPoll: 1 }),
       x: 190,
       y: 180,
       wires: [["demo-debug", "demo-map"]],

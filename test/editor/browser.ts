@@ -110,3 +110,21 @@ export function textOf(locator: Locator): Promise<string> {
   // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what is asserted
   return locator.evaluate((e) => (e as HTMLElement).innerText);
 }
+
+/** Nodes (and config nodes) the editor marks invalid, with their validation errors. */
+export function invalidNodes(editor: EditorPage): Promise<string[]> {
+  return editor.page.evaluate(() => {
+    const RED = (window as any).RED;
+    // Inline callbacks: a named function here would be compiled with a helper the page does not have.
+    const all: { id: string; type: string; valid?: boolean; validationErrors?: string[] }[] = [];
+    RED.nodes.eachNode((n: (typeof all)[number]) => {
+      all.push(n);
+    });
+    RED.nodes.eachConfig((n: (typeof all)[number]) => {
+      all.push(n);
+    });
+    return all
+      .filter((n) => n.valid === false)
+      .map((n) => `${n.type} ${n.id}: ${(n.validationErrors ?? []).join(", ")}`);
+  });
+}

@@ -14,7 +14,7 @@ import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
 import { REPO_ROOT, RUN_DIR } from "../standin/paths";
 import { freePort } from "../standin/ports";
 import { type SurgardAutomation, startAutomationClient } from "../standin/surgard-automation";
-import { chooseExample, chromiumMissing, type EditorPage, openEditor } from "./browser";
+import { chooseExample, chromiumMissing, type EditorPage, invalidNodes, openEditor } from "./browser";
 
 const EXAMPLES = readdirSync(join(REPO_ROOT, "examples"))
   .filter((f) => f.endsWith(".json"))
@@ -57,6 +57,13 @@ describe("examples: Import > Examples, fill in, deploy, run", { skip: chromiumMi
     await editor.screenshot(`example-import-${title.slice(0, 2)}`);
     await page.click("#red-ui-clipboard-dialog-ok");
     await page.waitForFunction(() => (window as any).RED.nodes.getWorkspaceOrder().length > 1);
+    // Every node of the example valid as imported, before anything is filled in.
+    const n = title.slice(0, 2);
+    assert.deepEqual(
+      (await invalidNodes(editor)).filter((line) => line.includes(` ex${n}-`)),
+      [],
+      `${title}: every node valid as imported`,
+    );
     return page.evaluate(() => {
       const ids: string[] = [];
       (window as any).RED.nodes.eachNode((n: { id: string }) => {

@@ -7,7 +7,7 @@ export function emailConnectorDef(props: Record<string, unknown> = {}): { type: 
     type: "email-connector",
     name: "",
     transport: "imap",
-    graphPoll: 5,
+    graphPoll: 1,
     mailbox: MAILBOX,
     folder: "INBOX",
     take: "unseen",

@@ -126,6 +126,31 @@ describe("email-connector over Microsoft Graph, and o365-send-mail", () => {
     assert.ok(first!.at - throttledAt >= 1000, "waited for Retry-After");
   });
 
+  it("over the mailbox's request limit: 429, waits as told, loses nothing and takes nothing twice", async () => {
+    const folder = nextFolder();
+    // Outlook allows 10,000 requests per app and mailbox in 10 minutes; here 12 in 3 s, polled every 0.1 s.
+    graph.requestLimit = { requests: 12, windowMs: 3000 };
+    try {
+      const c = await viaGraph(folder, { graphPoll: 0.1 });
+      const subjects = Array.from({ length: 6 }, (_, i) => `limited ${i}`);
+      for (const [i, s] of subjects.entries()) {
+        graph.deliver(MAILBOX, alarmEmail(s), folder);
+        if (i === 2) await c.waitForStatus(/throttled, retrying in \d+ s/, 10_000);
+      }
+      const sent = await c.waitForSent(subjects.length, 20_000);
+      for (const s of sent) await c.settle(s.msg);
+      assert.deepEqual(sent.map((s) => s.msg.topic).sort(), subjects);
+      const limited = graph.rateLimited.get(MAILBOX.toLowerCase()) ?? 0;
+      assert.ok(limited >= 1, "the limit was reached");
+      // After a 429 the connector waits for Retry-After instead of asking again at once.
+      assert.ok(limited <= 6, `${limited} requests answered 429: it kept asking`);
+      await sleep(500);
+      assert.equal(c.sent.length, subjects.length, "each once");
+    } finally {
+      graph.requestLimit = { requests: 10_000, windowMs: 600_000 };
+    }
+  });
+
   it("names the application access policy when Graph denies the mailbox", async () => {
     const folder = nextFolder();
     graph.failWith({ kind: "access-denied" });

@@ -30,6 +30,12 @@ export interface GraphStandinOptions {
   mailboxConcurrency?: number;
   /** Retry-After on MailboxConcurrency 429s; missing → no header (Exchange does not always send one). */
   concurrencyRetryAfterSeconds?: number;
+  /**
+   * Outlook's request limit per app and mailbox: 10,000 requests in a 10-minute period
+   * (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits). Beyond it: 429
+   * ApplicationThrottled with Retry-After until the window has room. Tests may set a smaller window.
+   */
+  mailboxRequestLimit?: { requests: number; windowMs: number };
   /** Mailboxes outside the app's Application Access Policy / RBAC scope: 403 ErrorAccessDenied. */
   deniedMailboxes?: string[];
   /** Directory users without an Exchange Online mailbox: 404 MailboxNotEnabledForRESTAPI. */
@@ -237,6 +243,12 @@ export class GraphStandin {
   readonly sent: SentMail[] = [];
   /** Max requests in flight at once for one mailbox seen so far (settable, e.g. reset to 0 between phases). */
   maxConcurrent = 0;
+  /** Admitted request times per mailbox, within the request limit's window. */
+  private readonly recent = new Map<string, number[]>();
+  /** Requests answered 429 for the request limit (not concurrency), per mailbox. */
+  readonly rateLimited = new Map<string, number>();
+  /** The request limit in force (settable, e.g. a small window for a test); Outlook's by default. */
+  requestLimit: { requests: number; windowMs: number } = { requests: 10_000, windowMs: 600_000 };
   /** The server's clock minus this machine's, in ms (see the option of the same name). */
   clockOffsetMs: number;
   private failure: GraphFailure | undefined;
@@ -250,6 +262,7 @@ export class GraphStandin {
 
   constructor(private readonly options: GraphStandinOptions) {
     this.clockOffsetMs = options.clockOffsetMs ?? 0;
+    if (options.mailboxRequestLimit) this.requestLimit = options.mailboxRequestLimit;
     for (const address of options.mailboxes) this.boxes.set(address.toLowerCase(), this.newMailbox(address));
   }
 
@@ -531,6 +544,7 @@ export class GraphStandin {
       }
       this.injectedFailure();
       await this.authenticate(ctx);
+      if (slot) this.checkRequestRate(slot);
       if (overLimit) {
         const retry = this.options.concurrencyRetryAfterSeconds;
         throw new GraphError(
@@ -548,6 +562,21 @@ export class GraphStandin {
     } finally {
       if (slot) this.inFlight.set(slot, (this.inFlight.get(slot) ?? 1) - 1);
     }
+  }
+
+  /** Outlook's per-mailbox request limit over a sliding window (every request counts, throttled ones too). */
+  private checkRequestRate(mailbox: string): void {
+    const { requests, windowMs } = this.requestLimit;
+    const now = Date.now();
+    const times = (this.recent.get(mailbox) ?? []).filter((t) => t > now - windowMs);
+    times.push(now);
+    this.recent.set(mailbox, times);
+    if (times.length <= requests) return;
+    this.rateLimited.set(mailbox, (this.rateLimited.get(mailbox) ?? 0) + 1);
+    const freeAt = (times[times.length - 1 - requests] ?? now) + windowMs;
+    throw new GraphError(429, "ApplicationThrottled", "Application is over its request limit for this mailbox.", {
+      "Retry-After": String(Math.max(1, Math.ceil((freeAt - now) / 1000))),
+    });
   }
 
   private injectedFailure(): void {
