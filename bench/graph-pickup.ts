@@ -1,7 +1,7 @@
 // Graph pickup (issue #19): from an email's arrival in the mailbox (the Graph stand-in stores it) to the
 // message out of the email-connector, for one mailbox and for many in one Node-RED, with the requests each
 // mailbox made per 10 minutes against Outlook's limit of 10,000 per app and mailbox (docs/graph-limits.md).
-//   node --import tsx bench/graph-pickup.ts [--mailboxes 1,200] [--count 60] [--rate 20] [--poll 1] [--write-results]
+//   node --import tsx bench/graph-pickup.ts [--mailboxes 1,200] [--count 60] [--rate 20] [--poll 1] [--profile] [--write-results]
 // --rate: emails per second spread over the mailboxes (one mailbox: one every 1.5 s at most, so each poll is
 // measured on its own).
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { ensureTestCertificates } from "../test/standin/certs";
 import { GraphStandin } from "../test/standin/graph";
 import { CERT_DIR, RUN_DIR } from "../test/standin/paths";
 import { freePort } from "../test/standin/ports";
-import { cpuMsOf, flags, readEmitted, recorderNodes, TAB, today } from "./harness";
+import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, TAB, today } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -51,9 +51,11 @@ async function measure(n: number): Promise<Result> {
     port: Number(graphHost.split(":")[1]),
   });
   await graph.start();
+  const { env, profileFile } = childEnv(`graph-${n}`, { profile: f.has("profile") });
   const red = await startNodeRed({
     userDir: join(RUN_DIR, `bench-graph-${n}`),
     logFile: join(RUN_DIR, `bench-graph-${n}.log`),
+    env,
   });
   try {
     await red.deploy([
@@ -124,6 +126,7 @@ async function measure(n: number): Promise<Result> {
     };
   } finally {
     await red.stop();
+    if (profileFile) process.stderr.write(`CPU profile: ${profileFile}\n`);
     await graph.stop();
     await stack.stop();
   }

@@ -50,6 +50,14 @@ export class DurableJson<T> {
   }
 
   /**
+   * Changes the document in memory without asking for a write: the next save of another change carries it.
+   * For what may be lost in a crash without harm (a newer equivalent of what is on disk).
+   */
+  updateLazily(change: (value: T) => void): void {
+    change(this.value);
+  }
+
+  /**
    * Resolves once every change made before the call is on disk; concurrent callers share writes.
    * Waits for at most the write under way and one more: changes made later are not its business,
    * so a steady stream of settlements cannot keep one caller waiting.

@@ -406,6 +406,14 @@ export class GraphMailboxWatcher implements Watcher {
       this.opts.log("info", `watching ${this.opts.folder} for emails received from ${since} on`);
       return;
     }
+    if (touched.size === 0) {
+      // Nothing changed: the new delta link says what the saved one says. Kept in memory (Graph's delta
+      // tokens age) and written with the next change, not with an fsync per mailbox per poll.
+      this.opts.store.updateLazily((p) => {
+        p.deltaLink = link;
+      });
+      return;
+    }
     this.takeOn(items, (p) => {
       p.deltaLink = link;
     });

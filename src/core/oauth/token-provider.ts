@@ -26,6 +26,9 @@ export interface TokenProviderOptions {
   log?: (level: "warn" | "error", message: string) => void;
 }
 
+/** MSAL renews a cached token this long before it expires (its tokenRenewalOffsetSeconds, 300 by default). */
+const MSAL_RENEWAL_OFFSET_MS = 300_000;
+
 export class TokenProvider {
   private readonly app: ConfidentialClientApplication;
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
@@ -87,6 +90,21 @@ export class TokenProvider {
   }
 
   private request(kind: ResourceKind, skipCache: boolean, requiredRole?: string): Promise<AccessToken> {
+    // The token this provider holds, while MSAL would hand out the same from its cache (it renews 5 minutes
+    // before expiry): MSAL's cache lookup and the token's claims cost more than the request they serve when
+    // hundreds of mailboxes ask every second.
+    const held = skipCache ? undefined : this.lastToken.get(kind);
+    if (
+      held?.expiresOn &&
+      held.expiresOn.getTime() - Date.now() > MSAL_RENEWAL_OFFSET_MS &&
+      this.states.get(kind)?.ok
+    ) {
+      try {
+        return Promise.resolve(requiredRole ? this.checkRole(held, requiredRole) : held);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const key = `${kind}:${skipCache}`;
     let pending = this.inFlight.get(key);
     if (!pending) {
