@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ImapFlow } from "imapflow";
 import { defaultDataMapConfig } from "../src/core/datamap";
-import { emailConnectorDef } from "../test/helpers/flows";
+import { dc09LineDriverDef, emailConnectorDef } from "../test/helpers/flows";
 import type { MailStack } from "../test/helpers/mail-stack";
 import type { NodeRedOptions, NodeRedProcess } from "../test/helpers/node-red-process";
 import { MAILBOX } from "../test/helpers/tenant";
@@ -167,26 +167,16 @@ export function oursFlow(stack: MailStack, folder: string, receiverPort: number,
     { id: "dm", type: "data-map", z: "tab", x: 500, y: 100, map: defaultDataMapConfig(), wires: [["ld"], []] },
     {
       id: "ld",
-      type: "line-driver",
       z: "tab",
       x: 700,
       y: 100,
-      host: "127.0.0.1",
-      port: receiverPort,
-      backupHost: "",
-      backupPort: "",
-      transport: "tcp",
-      receiver: "1",
-      prefix: "1",
-      format: "auto",
-      ackTimeout: 2,
-      attempts: 3,
-      supervision: 0,
-      supervisionAccount: "",
-      sendText: false,
-      sendTime: false,
-      sendLink: opts.mediaPort !== undefined,
-      ...(opts.mediaPort !== undefined ? { media: "media" } : {}),
+      ...dc09LineDriverDef(receiverPort, {
+        ackTimeout: 2,
+        attempts: 3,
+        sendText: false,
+        sendLink: opts.mediaPort !== undefined,
+        ...(opts.mediaPort !== undefined ? { media: "media" } : {}),
+      }),
       wires: [[]],
     },
     ...(opts.mediaPort !== undefined

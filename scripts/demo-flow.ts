@@ -1,5 +1,5 @@
 // The flow `npm start` deploys on first run, pointing at the local stand-ins.
-import { emailConnectorDef } from "../test/helpers/flows";
+import { dc09LineDriverDef, emailConnectorDef } from "../test/helpers/flows";
 import type { TestTenant } from "../test/helpers/tenant";
 
 export interface DemoEndpoints {
@@ -87,24 +87,15 @@ export function demoFlow({ tenant, mailbox, receiverPort, sendAlarmUrl, transpor
     },
     {
       id: "demo-line",
-      type: "line-driver",
       z,
       name: "DC-09 to the centre",
-      host: "127.0.0.1",
-      port: receiverPort,
-      backupHost: "",
-      backupPort: "",
-      transport: "tcp",
-      receiver: "1",
-      prefix: "1",
-      format: "auto",
-      ackTimeout: 5,
-      attempts: 3,
-      supervision: 60,
-      supervisionAccount: "0000",
-      sendText: true,
-      sendTime: true,
-      sendLink: false,
+      ...dc09LineDriverDef(receiverPort, {
+        ackTimeout: 5,
+        attempts: 3,
+        supervision: 60,
+        supervisionAccount: "0000",
+        sendTime: true,
+      }),
       x: 690,
       y: 200,
       wires: [["demo-delivered"]],

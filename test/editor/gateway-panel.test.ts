@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Page } from "playwright-core";
 import { DATA_MAP_PRESETS } from "../../src/core/datamap";
-import { emailConnectorDef } from "../helpers/flows";
+import { dc09LineDriverDef, emailConnectorDef } from "../helpers/flows";
 import { alarmEmail, type MailStack, startMailStack } from "../helpers/mail-stack";
 import { type NodeRedProcess, startNodeRed } from "../helpers/node-red-process";
 import { MAILBOX } from "../helpers/tenant";
@@ -59,31 +59,7 @@ describe("the gateway at a glance", () => {
         map: classic,
         wires: [["ld", "sup"], []],
       },
-      {
-        id: "ld",
-        type: "line-driver",
-        z: "tab",
-        x: 500,
-        y: 80,
-        name: "receiver",
-        protocol: "dc09",
-        host: "127.0.0.1",
-        backupHost: "",
-        backupPort: "",
-        supervisionAccount: "",
-        port: receiver.tcpPort,
-        transport: "tcp",
-        receiver: "1",
-        prefix: "1",
-        format: "auto",
-        ackTimeout: 1,
-        attempts: 1,
-        supervision: 0,
-        sendText: true,
-        sendTime: false,
-        sendLink: false,
-        wires: [[]],
-      },
+      { id: "ld", z: "tab", x: 500, y: 80, name: "receiver", ...dc09LineDriverDef(receiver.tcpPort), wires: [[]] },
       {
         id: "sup",
         type: "gateway-supervision",

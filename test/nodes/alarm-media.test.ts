@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DEVICE_PRESETS } from "../../src/core/datamap";
 import { parseEmail } from "../../src/core/mail/parse-email";
 import { callsOf, helper, useUserDir } from "../helpers/connector-flow";
-import { emailConnectorDef } from "../helpers/flows";
+import { dc09LineDriverDef, emailConnectorDef } from "../helpers/flows";
 import { type MailStack, startMailStack } from "../helpers/mail-stack";
 import { CLIENT_SECRET, MAILBOX } from "../helpers/tenant";
 import { until } from "../helpers/until";
@@ -117,20 +117,7 @@ describe("camera alarm with its picture → DC-09 [V] → the operator's browser
         } as never,
         {
           id: "ld",
-          type: "line-driver",
-          host: "127.0.0.1",
-          port: receiver.tcpPort,
-          transport: "tcp",
-          receiver: "1",
-          prefix: "1",
-          format: "auto",
-          ackTimeout: 1,
-          attempts: 1,
-          supervision: 0,
-          sendText: true,
-          sendTime: true,
-          sendLink: true,
-          media: "media",
+          ...dc09LineDriverDef(receiver.tcpPort, { sendTime: true, sendLink: true, media: "media" }),
           wires: [["out"]],
         } as never,
         { id: "out", type: "helper" },

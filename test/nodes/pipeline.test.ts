@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DATA_MAP_PRESETS } from "../../src/core/datamap";
 import { helper, useUserDir } from "../helpers/connector-flow";
-import { emailConnectorDef } from "../helpers/flows";
+import { dc09LineDriverDef, emailConnectorDef } from "../helpers/flows";
 import { alarmEmail, type MailStack, startMailStack } from "../helpers/mail-stack";
 import { CLIENT_SECRET, MAILBOX } from "../helpers/tenant";
 import { type Dc09Receiver, startDc09Receiver } from "../standin/dc09-receiver";
@@ -38,20 +38,7 @@ describe("alarm email → DC-09 receiver", () => {
         { id: "cfg", type: "o365-oauth-config", ...stack.tenant.fields },
         { id: "conn", ...emailConnectorDef({ oauth: "cfg" }), wires: [["dm"]] },
         { id: "dm", type: "data-map", map: classic, wires: [["ld"], []] } as never,
-        {
-          id: "ld",
-          type: "line-driver",
-          host: "127.0.0.1",
-          port: receiver.tcpPort,
-          transport: "tcp",
-          receiver: "1",
-          prefix: "1",
-          format: "auto",
-          ackTimeout: 1,
-          attempts: 1,
-          supervision: 0,
-          wires: [["out"]],
-        } as never,
+        { id: "ld", ...dc09LineDriverDef(receiver.tcpPort), wires: [["out"]] } as never,
         { id: "out", type: "helper" },
       ],
       { cfg: { clientSecret: CLIENT_SECRET } },
