@@ -28,6 +28,8 @@ export interface DovecotOptions {
   runDir: string;
   certs: TestCertificates;
   tenantId: string;
+  /** More tenants whose tokens log in (a service provider's app consented in each customer's tenant). */
+  moreTenantIds?: string[];
   audience: string;
   signingKeys: { kid: string; publicKeyPem: string }[];
   mailboxes: string[];
@@ -453,7 +455,8 @@ class DovecotInstance implements DovecotServer {
       [
         "introspection_mode = local",
         `local_validation_key_dict = fs:posix:prefix=${join(l.run, "oauth2-keys")}/`,
-        `issuers = https://sts.windows.net/${o.tenantId}/`,
+        // Space separated: every tenant whose tokens this server takes.
+        `issuers = ${[o.tenantId, ...(o.moreTenantIds ?? [])].map((t) => `https://sts.windows.net/${t}/`).join(" ")}`,
         `${this.audienceSetting} = ${o.audience}`,
         // App-only tokens name no mailbox: accept any user= once the token is valid.
         "username_attribute = tid",

@@ -16,6 +16,11 @@ export interface GraphStandinOptions {
   /** Verifies bearer tokens: signed by this key (the Entra stand-in's publicKeyPem + kid), iss https://sts.windows.net/<tenant>/, aud = `https://${audienceHost}`, exp/nbf. */
   signingKey: { kid: string; publicKeyPem: string };
   tenantId: string;
+  /**
+   * More tenants and their mailboxes (`mailboxes` above belong to `tenantId`): a token of one tenant asking
+   * for another tenant's mailbox gets 404 ErrorInvalidUser, as Graph answers for a user it does not know.
+   */
+  moreTenants?: { id: string; mailboxes: string[] }[];
   audienceHost: string;
   /** Mailboxes that exist, e.g. ["alarms@contoso.test"]; any other user answers 404 ErrorInvalidUser. */
   mailboxes: string[];
@@ -159,6 +164,8 @@ interface Ctx {
   clientRequestId: string;
   roles: string[];
   prefer: Map<string, string>;
+  /** The tenant whose token made the request (after authentication). */
+  tenant?: string;
 }
 
 class GraphError extends Error {
@@ -243,6 +250,8 @@ export class GraphStandin {
   readonly sent: SentMail[] = [];
   /** Max requests in flight at once for one mailbox seen so far (settable, e.g. reset to 0 between phases). */
   maxConcurrent = 0;
+  /** Mailboxes of the other tenants (moreTenants) → their tenant; the rest are the main tenant's. */
+  private readonly tenantOf = new Map<string, string>();
   /** Admitted request times per mailbox, within the request limit's window. */
   private readonly recent = new Map<string, number[]>();
   /** Requests answered 429 for the request limit (not concurrency), per mailbox. */
@@ -264,6 +273,11 @@ export class GraphStandin {
     this.clockOffsetMs = options.clockOffsetMs ?? 0;
     if (options.mailboxRequestLimit) this.requestLimit = options.mailboxRequestLimit;
     for (const address of options.mailboxes) this.boxes.set(address.toLowerCase(), this.newMailbox(address));
+    for (const t of options.moreTenants ?? [])
+      for (const address of t.mailboxes) {
+        this.boxes.set(address.toLowerCase(), this.newMailbox(address));
+        this.tenantOf.set(address.toLowerCase(), t.id);
+      }
   }
 
   async start(): Promise<void> {
@@ -638,9 +652,10 @@ export class GraphStandin {
     if (payload.aud !== `https://${this.options.audienceHost}`) {
       throw this.unauthorized("Access token validation failure. Invalid audience.");
     }
-    if (payload.iss !== `https://sts.windows.net/${this.options.tenantId}/`) {
-      throw this.unauthorized("Access token validation failure. Invalid issuer.");
-    }
+    const tenants = [this.options.tenantId, ...(this.options.moreTenants ?? []).map((t) => t.id)];
+    const tenant = tenants.find((t) => payload.iss === `https://sts.windows.net/${t}/`);
+    if (!tenant) throw this.unauthorized("Access token validation failure. Invalid issuer.");
+    ctx.tenant = tenant;
     ctx.roles = Array.isArray(payload.roles) ? payload.roles.map(String) : [];
   }
 
@@ -660,6 +675,10 @@ export class GraphStandin {
       throw new GraphError(400, "BadRequest", `Resource not found for the segment '${root ?? ""}'.`);
     }
     const box = this.resolveUser(userKey);
+    // A mailbox of another tenant is no user of the token's tenant.
+    const owner = this.tenantOf.get(box.address.toLowerCase()) ?? this.options.tenantId;
+    if (ctx.tenant !== undefined && owner !== ctx.tenant)
+      throw new GraphError(404, "ErrorInvalidUser", `The requested user '${userKey}' is invalid.`);
     const lower = rest.map((s) => s.toLowerCase());
     if (rest.length === 0) {
       allow(method, "GET");
