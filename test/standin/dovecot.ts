@@ -369,6 +369,10 @@ service imap-login {
     ssl = yes
   }
 }
+# Exchange takes connections from hundreds of mailboxes at once; Dovecot's default of 100 processes per
+# service would refuse a service provider's gateway before Exchange would.
+default_process_limit = 1000
+default_client_limit = 5000
 # No 2-15 s auth penalty after failed logins: tests provoke many.
 service anvil {
   unix_listener anvil-auth-penalty {
