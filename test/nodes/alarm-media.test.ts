@@ -168,8 +168,11 @@ describe("camera alarm with its picture → DC-09 [V] → the operator's browser
       { url: link, contentType: "image/jpeg", size: jpeg.length },
     );
     assert.ok(Date.parse(media[0].expiresAt) > Date.now() + 23 * 3_600_000);
-    const flags = (await stack.dovecot.list(MAILBOX)).find((m) => m.uid === uid)?.flags ?? [];
-    assert.ok(flags.includes("\\Seen"));
+    // Settled (marked read) once accepted: the store of the flag may come just after the ACK.
+    await eventually(
+      async () => ((await stack.dovecot.list(MAILBOX)).find((m) => m.uid === uid)?.flags ?? []).includes("\\Seen"),
+      5000,
+    );
 
     // Files are the Node-RED user's only.
     const dir = join(userDir, "alarm-gateway", "media-media");

@@ -79,6 +79,8 @@ describe("3 tenants × 10 mailboxes, IMAP and Graph mixed, in one Node-RED", () 
       expected.map((e) => `${e.connector} ${e.subject}`).sort(),
       "each from its own mailbox",
     );
+    // The tenant's Graph mailboxes poll on the same beat: their delta queries travel in JSON batches.
+    assert.ok(p.graph.batches > 0 && p.graph.batchedRequests > p.graph.batches, "polls batched");
     // One token per tenant and resource, shared by its ten connectors (the token lives an hour).
     const issued = p.entra.requests.filter((r) => r.status === 200);
     for (const tenant of p.tenants)

@@ -485,6 +485,37 @@ describe("Graph transport against the Graph stand-in", () => {
   });
 
   describe("requests: throttling, concurrency, tokens, errors, sendMail", () => {
+    it("GETs of several mailboxes at one moment go in one JSON batch, each answered and throttled as its own", async () => {
+      const boxes = ["a@contoso.test", "b@contoso.test", "c@contoso.test"];
+      await standin({ mailboxes: boxes });
+      for (const m of boxes) graph.deliver(m, alarmEmail(`for ${m}`));
+      // One GraphApi per mailbox, as each watcher has; the same token source (one tenant). No retry after a 429
+      // here: its Retry-After (the window's rest) would be a minute.
+      const [a, b, c] = boxes.map(() => api({ maxThrottleRetries: 0 })) as [GraphApi, GraphApi, GraphApi];
+      const list = (x: GraphApi, m: string) =>
+        x.request<{ value: { subject: string }[] }>("GET", x.url(`${userPath(m)}/messages`, { $select: "subject" }), {
+          batch: true,
+        });
+      const first = await Promise.all([list(a, boxes[0]!), list(b, boxes[1]!), list(c, boxes[2]!)]);
+      assert.deepEqual(
+        first.map((r) => r.body.value.map((v) => v.subject)),
+        boxes.map((m) => [`for ${m}`]),
+      );
+      assert.deepEqual([graph.batches, graph.batchedRequests], [1, 3], "one round trip for three mailboxes");
+      // Mailbox a uses up its request limit; in the next batch only a is refused, and only a is throttled.
+      graph.requestLimit = { requests: 3, windowMs: 60_000 };
+      await a.get(`${userPath(boxes[0]!)}/messages`);
+      await a.get(`${userPath(boxes[0]!)}/messages`);
+      const second = await Promise.allSettled([list(a, boxes[0]!), list(b, boxes[1]!), list(c, boxes[2]!)]);
+      assert.equal(graph.batches, 2);
+      assert.equal(second[0].status, "rejected");
+      assert.equal(((second[0] as PromiseRejectedResult).reason as GraphApiError).status, 429);
+      assert.deepEqual(
+        second.slice(1).map((r) => r.status),
+        ["fulfilled", "fulfilled"],
+      );
+    });
+
     it("after a 429 with Retry-After 2, no request goes to the mailbox for 2 s, and the node says throttled", async () => {
       await standin();
       const { emitted, states, has } = watch(storePath());
