@@ -12,13 +12,11 @@ module.exports = (RED: NodeAPI) => {
     "alarm-gateway-panel",
     { type: "alarm-gateway-panel" },
   );
-  const read = RED.auth.needsPermission("alarm-gateway.read");
-
-  RED.httpAdmin.get("/alarm-gateway/health", read, (_req, res) => {
+  RED.httpAdmin.get("/alarm-gateway/health", RED.auth.needsPermission("alarm-gateway.read"), (_req, res) => {
     res.json(gatewayHealth.snapshot());
   });
 
-  RED.httpAdmin.get("/alarm-gateway/trace", read, (req, res) => {
+  RED.httpAdmin.get("/alarm-gateway/trace", RED.auth.needsPermission("alarm-gateway.read"), (req, res) => {
     const q = typeof req.query.q === "string" ? req.query.q.slice(0, 200) : "";
     traceLogOf(RED)
       .search(q)
@@ -33,7 +31,7 @@ module.exports = (RED: NodeAPI) => {
     res.setHeader("Content-Type", METRICS_CONTENT_TYPE);
     res.end(renderMetrics(gatewayHealth));
   };
-  RED.httpAdmin.get("/alarm-gateway/metrics", read, metrics);
+  RED.httpAdmin.get("/alarm-gateway/metrics", RED.auth.needsPermission("alarm-gateway.read"), metrics);
   const onHttpNode = gatewaySettings(RED).metricsOnHttpNode;
   if (onHttpNode) RED.httpNode.get(typeof onHttpNode === "string" ? onHttpNode : "/metrics", metrics);
 };
