@@ -2,7 +2,7 @@
 // one Node-RED child, against one Entra ID, Dovecot and Graph stand-in. Measured: RSS, idle CPU, token requests
 // per tenant, IMAP connections, pickup p50/p99 per transport at 20 emails/s spread over the mailboxes (beside
 // one mailbox of each transport alone), duplicates and missing.
-//   node --import tsx bench/scale.ts [--tenants 20] [--imap 5] [--graph 5] [--rate 20] [--seconds 30] [--idle 30] [--write-results]
+//   node --import tsx bench/scale.ts [--tenants 20] [--imap 5] [--graph 5] [--rate 20] [--seconds 30] [--idle 30] [--profile] [--write-results]
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { alarmEmail } from "../test/helpers/mail-stack";
 import { type NodeRedProcess, startNodeRed } from "../test/helpers/node-red-process";
 import { type ProviderStack, startProviderStack } from "../test/helpers/provider-stack";
 import { RUN_DIR } from "../test/standin/paths";
-import { cpuMsOf, flags, readEmitted, recorderNodes, TAB, today } from "./harness";
+import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, TAB, today } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -41,9 +41,11 @@ function connectionsTo(port: number): number {
 }
 
 async function deploy(p: ProviderStack, name: string, only?: { imap: string; graph: string }): Promise<NodeRedProcess> {
+  const { env } = childEnv(`scale-${name}`, { profile: f.has("profile") && name === "all" });
   const red = await startNodeRed({
     userDir: join(RUN_DIR, `bench-scale-${name}`),
     logFile: join(RUN_DIR, `bench-scale-${name}.log`),
+    env,
   });
   const { configs, connectors } = p.flow({ graphPoll: POLL, wires: [["record"]] });
   const chosen = only ? connectors.filter((c) => c.id === only.imap || c.id === only.graph) : connectors;
@@ -139,8 +141,8 @@ async function main(): Promise<void> {
         p,
         alone,
         [
-          { transport: "imap", mailbox: p.imapBox(0, 0) },
-          { transport: "graph", mailbox: p.graphBox(0, 0) },
+          ...(IMAP > 0 ? [{ transport: "imap" as const, mailbox: p.imapBox(0, 0) }] : []),
+          ...(GRAPH > 0 ? [{ transport: "graph" as const, mailbox: p.graphBox(0, 0) }] : []),
         ],
         60,
         1,

@@ -10,7 +10,7 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { rootCertificates } from "node:tls";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
 import type { TokenSource } from "../mail/imap-login";
-import { type BatchAnswer, type BatchRequest, batchFor } from "./graph-batch";
+import { BATCHED_BODY, type BatchAnswer, type BatchRequest, batchFor } from "./graph-batch";
 
 export const GRAPH_VERSION = "v1.0";
 
@@ -195,6 +195,8 @@ export class GraphApi {
     const { response, release } = await this.exchange(method, url, opts);
     try {
       if (!response.ok) throw await errorOf(response, url);
+      if (BATCHED_BODY.has(response))
+        return { status: response.status, headers: response.headers, body: BATCHED_BODY.get(response) as T };
       const text = response.status === 204 ? "" : await response.text();
       let body: unknown;
       try {

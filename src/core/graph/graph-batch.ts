@@ -10,6 +10,9 @@ export const MAX_BATCH = 20;
 /** How long the first request of a batch waits for others (polls are aligned to the second: they come together). */
 const GATHER_MS = 15;
 
+/** The parsed body of a batched answer, by the Response that stands for it (no text to parse again). */
+export const BATCHED_BODY = new WeakMap<Response, unknown>();
+
 export interface BatchRequest {
   id: string;
   method: "GET";
@@ -77,9 +80,14 @@ class BatchQueue {
             it.single().then(it.resolve, it.reject);
             return;
           }
-          const body = a.body === undefined ? null : typeof a.body === "string" ? a.body : JSON.stringify(a.body);
           const empty = a.status === 204 || a.status === 205 || a.status === 304;
-          it.resolve(new Response(empty ? null : body, { status: a.status, headers: a.headers ?? {} }));
+          // A 2xx JSON body is handed over parsed (BATCHED_BODY); others keep their text, for the error path.
+          const parsed = a.status >= 200 && a.status < 300 && a.body !== undefined && typeof a.body !== "string";
+          const text =
+            a.body === undefined || parsed ? null : typeof a.body === "string" ? a.body : JSON.stringify(a.body);
+          const response = new Response(empty ? null : text, { status: a.status, headers: a.headers ?? {} });
+          if (parsed) BATCHED_BODY.set(response, a.body);
+          it.resolve(response);
         });
       },
       () => {
