@@ -14,7 +14,7 @@ import { ensureTestCertificates } from "../test/standin/certs";
 import { GraphStandin } from "../test/standin/graph";
 import { CERT_DIR, RUN_DIR } from "../test/standin/paths";
 import { freePort } from "../test/standin/ports";
-import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, TAB, today } from "./harness";
+import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, runMain, TAB, today } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -199,7 +199,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

@@ -76,6 +76,14 @@ export function scrapeHealth(red: NodeRedProcess): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
+/** Runs a bench's main(); a failure is printed and ends the process with 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
+
 /** User + system CPU time of a process so far, from /proc (10 ms resolution); 0 once it is gone. */
 export function cpuMsOf(pid: number | undefined): number {
   try {

@@ -8,7 +8,7 @@
 // scrape every second) while it measures the "with" side.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { flags, today } from "./harness";
+import { flags, runMain, today } from "./harness";
 import { goalTable, machine, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -133,7 +133,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

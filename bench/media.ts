@@ -16,7 +16,18 @@ import { ensureTestCertificates } from "../test/standin/certs";
 import { type Dc09Receiver, startDc09Receiver } from "../test/standin/dc09-receiver";
 import { CERT_DIR, RUN_DIR } from "../test/standin/paths";
 import { freePort } from "../test/standin/ports";
-import { alarmBody, childEnv, cpuMsOf, flags, oursFlow, packOptions, today, watchExists, zoneOf } from "./harness";
+import {
+  alarmBody,
+  childEnv,
+  cpuMsOf,
+  flags,
+  oursFlow,
+  packOptions,
+  runMain,
+  today,
+  watchExists,
+  zoneOf,
+} from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -235,7 +246,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

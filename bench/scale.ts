@@ -11,7 +11,7 @@ import { alarmEmail } from "../test/helpers/mail-stack";
 import { type NodeRedProcess, startNodeRed } from "../test/helpers/node-red-process";
 import { type ProviderStack, startProviderStack } from "../test/helpers/provider-stack";
 import { RUN_DIR } from "../test/standin/paths";
-import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, TAB, today } from "./harness";
+import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, runMain, TAB, today } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -242,7 +242,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);
