@@ -13,8 +13,8 @@ import {
   tryDataMapOnRawEmail,
 } from "./core/datamap";
 import { DataMapHealth } from "./core/health/registry";
-import { gatewayHealth, trace, traceKey } from "./health";
-import { settleEmail, settlementOf } from "./settle";
+import { gatewayHealth, trace, traceKeyOf } from "./health";
+import { settleEmail } from "./settle";
 
 interface DataMapDef extends NodeDef {
   map: DataMapConfig;
@@ -57,11 +57,6 @@ module.exports = (RED: NodeAPI) => {
     this.on("close", () => {
       if (gatewayHealth.dataMaps.get(nodeId) === health) gatewayHealth.dataMaps.delete(nodeId);
     });
-    /** The email's key in the trace: as its connector recorded it, or its Message-ID (an email from elsewhere). */
-    const keyOf = (msg: NodeMessageInFlow, email: MappableEmail) => {
-      const ref = settlementOf(msg)?.ref;
-      return ref ? traceKey(ref.connector, ref) : (email.messageId ?? "");
-    };
 
     const handle = async (msg: NodeMessageInFlow, send: (m: (NodeMessageInFlow | null)[]) => void) => {
       if (!compiled) {
@@ -78,7 +73,7 @@ module.exports = (RED: NodeAPI) => {
           ? (email as { receivedAt: string }).receivedAt
           : new Date().toISOString();
       const result = await compiled.map({ email, msg: msg as unknown as Record<string, unknown>, receivedAt });
-      const key = keyOf(msg, email);
+      const key = traceKeyOf(msg, email.messageId);
       const subject = typeof email.subject === "string" ? email.subject.slice(0, 200) : "";
       health.outcome(result.ok, result.ok ? "" : `${result.rule}: ${result.reason}`, subject);
       if (key)

@@ -80,10 +80,15 @@ module.exports = (RED: NodeAPI) => {
       supervisor = new Supervisor(settings, progress);
     });
 
-    function emit(events: AlarmEvent[]): void {
-      if (events.length === 0) return;
+    /** The supervisor changed its state (it owns the object DurableJson keeps): written, writes coalescing. */
+    function persist(): void {
       file.update(() => {});
       file.save().catch((err: unknown) => node.warn(`supervision state not saved: ${String(err)}`));
+    }
+
+    function emit(events: AlarmEvent[]): void {
+      if (events.length === 0) return;
+      persist();
       for (const alarm of events) {
         const raised = alarm.qualifier === "new";
         (raised ? node.warn : node.log).call(node, `${raised ? "trouble" : "restore"}: ${alarm.text}`);
@@ -121,9 +126,10 @@ module.exports = (RED: NodeAPI) => {
         .then(() => {
           if (typeof account === "string" && supervisor) {
             const events = supervisor.heard(account, Date.now());
-            file.update(() => {});
-            // Kept across restarts (writes coalesce): a restart must not forget that the site was heard.
-            file.save().catch((err: unknown) => node.warn(`supervision state not saved: ${String(err)}`));
+            // Kept across restarts: a restart must not forget that the site was heard (emit writes when it sends).
+            // Only a supervised site's time changes: other accounts' alarms write nothing.
+            const supervised = sites.some((site) => site.account === account.toUpperCase());
+            if (supervised && events.length === 0) persist();
             emit(events);
           }
           done();

@@ -5,6 +5,7 @@ import type { NodeAPI } from "node-red";
 import { gatewayHealth } from "./core/health/registry";
 import { type TraceEvent, TraceLog } from "./core/health/trace-log";
 import type { EmailRef } from "./core/watch/watcher";
+import { settlementOf } from "./settle";
 
 export { gatewayHealth };
 
@@ -48,6 +49,15 @@ export function traceLogOf(RED: NodeAPI): TraceLog {
 /** An email's key in the trace: its Message-ID, else the connector's identity of it. */
 export function traceKey(connector: string, ref: Pick<EmailRef, "messageId" | "uidValidity" | "uid">): string {
   return ref.messageId || `${connector}/${ref.uidValidity}/${ref.uid}`;
+}
+
+/**
+ * The trace key of a message: its email as its connector recorded it (msg.emailRef), else the Message-ID the
+ * message carries (an email or alarm from elsewhere); undefined when it has neither.
+ */
+export function traceKeyOf(msg: object, messageId: string | null | undefined): string | undefined {
+  const ref = settlementOf(msg)?.ref;
+  return ref ? traceKey(ref.connector, ref) : messageId || undefined;
 }
 
 export function trace(RED: NodeAPI, event: Omit<TraceEvent, "at"> & { at?: number }): void {

@@ -17,7 +17,7 @@ import type { MediaSource } from "./core/media/media-store";
 import { Outbox, type OutboxEntry, type RefusedEntry } from "./core/outbox/outbox";
 import { type AllowList, parseAllowList } from "./core/surgard/allow-list";
 import type { Outcome } from "./core/watch/watcher";
-import { gatewayHealth, trace, traceKey } from "./health";
+import { gatewayHealth, trace, traceKeyOf } from "./health";
 import { registerLineDriverTest } from "./line-driver-test";
 import { type EmailConnectorNode, type EmailRefInMsg, settleEmail, settlementOf } from "./settle";
 
@@ -516,7 +516,7 @@ module.exports = (RED: NodeAPI) => {
       }
       const ref = settlementOf(msg)?.ref;
       const shared = ref ? sharedConnector(ref.connector)?.shared : undefined;
-      const traceId = ref ? traceKey(ref.connector, ref) : (alarm.source?.messageId ?? undefined);
+      const traceId = traceKeyOf(msg, alarm.source?.messageId);
       // Accepted = on disk. Only then is the email settled (marked read / moved) upstream, or, shared, held.
       let accepted: { id: number; duplicate: boolean };
       try {
