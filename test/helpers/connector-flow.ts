@@ -12,6 +12,9 @@ const configNode = require("../../nodes/o365-oauth-config.js");
 const connectorNode = require("../../nodes/email-connector.js");
 
 helper.init(require.resolve("node-red"));
+// Nodes keep progress files, outboxes and the alarm trace under userDir: never the checkout's own directory,
+// even in a test that does not ask for a fresh one.
+helper.settings({ userDir: join(RUN_DIR, "nr-helper", `default-${process.pid}`) });
 
 export interface SentMessage {
   at: number;
