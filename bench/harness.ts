@@ -2,7 +2,7 @@
 // whole chain email-connector → data-map → line-driver; theirs: node-red-node-email), a recorder of
 // what comes out of each mail node, the "Started flows" moment, RSS of the child, and a GC on demand.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ImapFlow } from "imapflow";
@@ -92,6 +92,22 @@ export function cpuMsOf(pid: number | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU ms (user + system) of each thread of a process, by thread name (`comm`): which thread spends it. */
+export function cpuMsByThread(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10);
+    }
+  } catch {
+    // the process or a thread ended meanwhile
+  }
+  return out;
 }
 
 // --- flows ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { alarmEmail } from "../test/helpers/mail-stack";
 import { type NodeRedProcess, startNodeRed } from "../test/helpers/node-red-process";
 import { type ProviderStack, startProviderStack } from "../test/helpers/provider-stack";
 import { RUN_DIR } from "../test/standin/paths";
-import { childEnv, cpuMsOf, flags, readEmitted, recorderNodes, runMain, TAB, today } from "./harness";
+import { childEnv, cpuMsByThread, cpuMsOf, flags, readEmitted, recorderNodes, runMain, TAB, today } from "./harness";
 import { type GoalRow, goalTable, machine, percentile, recordGoals, writeSection } from "./results-file";
 
 const f = flags();
@@ -154,7 +154,15 @@ async function main(): Promise<void> {
     const red = await deploy(p, "all");
     try {
       const cpu0 = cpuMsOf(red.child.pid);
+      const threads0 = cpuMsByThread(red.child.pid);
+      const idleFrom = Date.now();
       await sleep(IDLE * 1000);
+      // The window to give bench/profile-summary.ts (--from/--to) with --profile.
+      process.stderr.write(`idle window: --from ${idleFrom} --to ${Date.now()}\n`);
+      const byThread = [...cpuMsByThread(red.child.pid)]
+        .map(([name, ms]) => `${name} ${ms - (threads0.get(name) ?? 0)} ms`)
+        .join(", ");
+      process.stderr.write(`idle CPU by thread: ${byThread}\n`);
       idleCpu = (cpuMsOf(red.child.pid) - cpu0) / (IDLE * 10);
       rss = rssMb(red.child.pid);
       imapConnections = connectionsTo(Number(p.outlookHost.split(":")[1]));
