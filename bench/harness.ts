@@ -94,7 +94,7 @@ export function cpuMsOf(pid: number | undefined): number {
   }
 }
 
-/** CPU ms (user + system) of each thread of a process, by thread name (`comm`): which thread spends it. */
+/** CPU ms of the threads of a process, user and system apart, by thread name (`comm`): which thread spends it. */
 export function cpuMsByThread(pid: number | undefined): Map<string, number> {
   const out = new Map<string, number>();
   try {
@@ -102,7 +102,8 @@ export function cpuMsByThread(pid: number | undefined): Map<string, number> {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
       const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10);
+      out.set(`${name} user`, (out.get(`${name} user`) ?? 0) + Number(fields[11]) * 10);
+      out.set(`${name} sys`, (out.get(`${name} sys`) ?? 0) + Number(fields[12]) * 10);
     }
   } catch {
     // the process or a thread ended meanwhile

@@ -2,7 +2,7 @@
 // one Node-RED child, against one Entra ID, Dovecot and Graph stand-in. Measured: RSS, idle CPU, token requests
 // per tenant, IMAP connections, pickup p50/p99 per transport at 20 emails/s spread over the mailboxes (beside
 // one mailbox of each transport alone), duplicates and missing.
-//   node --import tsx bench/scale.ts [--tenants 20] [--imap 5] [--graph 5] [--rate 20] [--seconds 30] [--idle 30] [--profile] [--write-results]
+//   node --import tsx bench/scale.ts [--tenants 20] [--imap 5] [--graph 5] [--rate 20] [--seconds 30] [--idle 30] [--settle 15] [--poll 1] [--profile] [--write-results]
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,7 +21,9 @@ const GRAPH = f.num("graph", 5);
 const RATE = f.num("rate", 20);
 const SECONDS = f.num("seconds", 30);
 const IDLE = f.num("idle", 30);
-const POLL = 1;
+/** Seconds after deploy before the idle window: the start-up's JIT compiling and garbage collection are not idling. */
+const SETTLE = f.num("settle", 15);
+const POLL = f.num("poll", 1);
 
 type Transport = "imap" | "graph";
 interface Load {
@@ -153,6 +155,7 @@ async function main(): Promise<void> {
     const tokensBefore = p.entra.requests.length;
     const red = await deploy(p, "all");
     try {
+      await sleep(SETTLE * 1000);
       const cpu0 = cpuMsOf(red.child.pid);
       const threads0 = cpuMsByThread(red.child.pid);
       const idleFrom = Date.now();
@@ -163,6 +166,18 @@ async function main(): Promise<void> {
         .map(([name, ms]) => `${name} ${ms - (threads0.get(name) ?? 0)} ms`)
         .join(", ");
       process.stderr.write(`idle CPU by thread: ${byThread}\n`);
+      const asked = new Map<string, number>();
+      for (const r of p.graph.requests.filter((q) => q.at >= idleFrom)) {
+        const what = `${r.method} ${r.path
+          .replace(/\/users\/[^/]+/, "/users/{m}")
+          .replace(/\/mailFolders(\('[^']*'\)|\/[^/]+)/gi, "/mailFolders/{id}")
+          .replace(/\/messages\/(?!delta)[^/]+/g, "/messages/{id}")} ${r.status}`;
+        asked.set(what, (asked.get(what) ?? 0) + 1);
+      }
+      process.stderr.write(`Graph requests while idle: ${[...asked].map(([k, n]) => `${n}× ${k}`).join(", ")}\n`);
+      // Batches refused as a whole fall back to one request each: the bench would measure the wrong thing.
+      const refused = p.graph.requests.filter((r) => r.path.endsWith("/$batch") && r.status !== 200).length;
+      if (refused > 0) throw new Error(`the Graph stand-in refused ${refused} batches while idle: see its requests`);
       idleCpu = (cpuMsOf(red.child.pid) - cpu0) / (IDLE * 10);
       rss = rssMb(red.child.pid);
       imapConnections = connectionsTo(Number(p.outlookHost.split(":")[1]));

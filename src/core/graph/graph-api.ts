@@ -117,7 +117,8 @@ type ThrottleListener = (retryInMs: number, mailbox: string) => void;
 
 export class GraphApi {
   readonly host: string;
-  private readonly agent: Agent;
+  private readonly agent: SharedAgent;
+  private closed = false;
   private readonly idleTimeoutMs: number;
   private readonly lanes = new Map<string, Lane>();
   private readonly throttleListeners = new Set<ThrottleListener>();
@@ -135,8 +136,7 @@ export class GraphApi {
     this.backoff = opts.backoff ?? { initialMs: 1000, maxMs: 60_000 };
     this.maxThrottleRetries = opts.maxThrottleRetries ?? 10;
     // `ca` replaces Node's trust store, so the system's roots go along with the extra ones
-    const ca = opts.ca ? [...rootCertificates, ...caList(opts.ca)] : undefined;
-    this.agent = new Agent({ keepAlive: true, ca });
+    this.agent = SharedAgent.take(opts.ca);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     if (opts.onThrottled) this.throttleListeners.add(opts.onThrottled);
   }
@@ -224,9 +224,11 @@ export class GraphApi {
     return () => this.throttleListeners.delete(listener);
   }
 
-  /** Closes idle keep-alive connections. Requests still running finish or fail on their own. */
+  /** Lets go of the connections; the last GraphApi to close them closes the idle ones. Requests still running finish or fail on their own. */
   close(): void {
-    this.agent.destroy();
+    if (this.closed) return;
+    this.closed = true;
+    this.agent.release();
   }
 
   /**
@@ -344,7 +346,11 @@ export class GraphApi {
     if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
     const idleTimeoutMs = this.idleTimeoutMs;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpsRequest(url, { method, headers, agent: this.agent, signal, timeout: idleTimeoutMs }, resolve);
+      const req = httpsRequest(
+        url,
+        { method, headers, agent: this.agent.agent, signal, timeout: idleTimeoutMs },
+        resolve,
+      );
       req.on("timeout", () => {
         req.destroy(new Error(`no answer from ${url.host} within ${Math.round(idleTimeoutMs / 1000)} s`));
       });
@@ -372,6 +378,42 @@ export class GraphApi {
       this.lanes.set(mailbox, lane);
     }
     return lane;
+  }
+}
+
+/**
+ * One keep-alive agent per trust setting, shared by every GraphApi in the process: the connectors of all
+ * tenants reuse a few warm TLS connections to Graph instead of one pool each, whose idle sockets the server
+ * closes between polls, so that every poll paid a new TLS handshake (issue #19). Tokens travel per request.
+ */
+class SharedAgent {
+  private static readonly byCa = new Map<string, SharedAgent>();
+  private users = 0;
+  readonly agent: Agent;
+
+  private constructor(
+    private readonly key: string,
+    ca: string | undefined,
+  ) {
+    // `ca` replaces Node's trust store, so the system's roots go along with the extra ones
+    this.agent = new Agent({ keepAlive: true, ca: ca ? [...rootCertificates, ...caList(ca)] : undefined });
+  }
+
+  static take(ca: string | undefined): SharedAgent {
+    const key = ca?.trim() ?? "";
+    let shared = SharedAgent.byCa.get(key);
+    if (!shared) {
+      shared = new SharedAgent(key, ca);
+      SharedAgent.byCa.set(key, shared);
+    }
+    shared.users++;
+    return shared;
+  }
+
+  release(): void {
+    if (--this.users > 0) return;
+    SharedAgent.byCa.delete(this.key);
+    this.agent.destroy();
   }
 }
 
