@@ -97,15 +97,24 @@ class BatchQueue {
   }
 }
 
-const queues = new Map<string, BatchQueue>();
+/** By host, then by token: a Map keyed by the token string itself hashes it once, not a new 2 KB key per poll. */
+const queues = new Map<string, Map<string, BatchQueue>>();
 
 /** The queue of the requests that may share a batch: same Graph host, same token (same tenant and app). */
 export function batchFor(host: string, token: string): BatchQueue {
-  const key = `${host}\n${token}`;
-  let queue = queues.get(key);
+  let byToken = queues.get(host);
+  if (!byToken) {
+    byToken = new Map();
+    queues.set(host, byToken);
+  }
+  let queue = byToken.get(token);
   if (!queue) {
-    queue = new BatchQueue(() => queues.delete(key));
-    queues.set(key, queue);
+    const mine = byToken;
+    queue = new BatchQueue(() => {
+      mine.delete(token);
+      if (mine.size === 0 && queues.get(host) === mine) queues.delete(host);
+    });
+    byToken.set(token, queue);
   }
   return queue;
 }
