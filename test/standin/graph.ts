@@ -266,6 +266,8 @@ export class GraphStandin {
   private key: CryptoKey | undefined;
   private tokenSecret = randomBytes(32);
   private readonly sockets = new Set<Socket>();
+  /** TCP (TLS) connections accepted since start: each a handshake the client paid. */
+  connectionsAccepted = 0;
   private readonly inFlight = new Map<string, number>();
   private readonly boxes = new Map<string, Mailbox>();
 
@@ -286,6 +288,7 @@ export class GraphStandin {
       void this.handle(req, res);
     });
     server.on("connection", (s: Socket) => {
+      this.connectionsAccepted += 1;
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
     });

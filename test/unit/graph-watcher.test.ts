@@ -167,6 +167,19 @@ describe("Graph transport against the Graph stand-in", () => {
       );
     });
 
+    it("connectors of many tenants reuse a few warm connections to Graph, not one pool each", async () => {
+      await standin();
+      // 20 connectors' APIs (as 20 email-connector nodes make), each asking Graph 5 times, one after another.
+      const many = Array.from({ length: 20 }, () => api());
+      for (let round = 0; round < 5; round++) {
+        for (const a of many) await a.get(`${userPath(MAILBOX)}/mailFolders/inbox`);
+      }
+      assert.ok(
+        graph.connectionsAccepted <= 2,
+        `100 requests one after another took ${graph.connectionsAccepted} TLS connections`,
+      );
+    });
+
     it("picks up new mail while polling", async () => {
       await standin();
       const { emitted, has } = watch(storePath());
