@@ -6,11 +6,11 @@
 import type { IncomingMessage } from "node:http";
 import { Agent, request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { rootCertificates } from "node:tls";
 import { type BackoffPolicy, backoffDelay } from "../backoff";
 import type { TokenSource } from "../mail/imap-login";
-import { BATCHED_BODY, type BatchAnswer, type BatchRequest, batchFor } from "./graph-batch";
+import { Answer, type HeaderLookup } from "./answer";
+import { type BatchAnswer, type BatchRequest, batchFor } from "./graph-batch";
 
 export const GRAPH_VERSION = "v1.0";
 
@@ -51,7 +51,7 @@ export interface CallOptions {
 
 export interface GraphResponse<T> {
   status: number;
-  headers: Headers;
+  headers: HeaderLookup;
   body: T;
 }
 
@@ -176,11 +176,11 @@ export class GraphApi {
       throw err;
     }
     const length = Number(response.headers.get("content-length"));
-    if (!response.body) {
+    if (!response.streams) {
       release();
       return { stream: Readable.from([]), size: 0 };
     }
-    const stream = Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>);
+    const stream = response.stream();
     stream.once("close", release);
     stream.once("end", release);
     return { stream, size: Number.isFinite(length) && response.headers.has("content-length") ? length : null };
@@ -195,8 +195,8 @@ export class GraphApi {
     const { response, release } = await this.exchange(method, url, opts);
     try {
       if (!response.ok) throw await errorOf(response, url);
-      if (BATCHED_BODY.has(response))
-        return { status: response.status, headers: response.headers, body: BATCHED_BODY.get(response) as T };
+      if (response.parsed !== undefined)
+        return { status: response.status, headers: response.headers, body: response.parsed as T };
       const text = response.status === 204 ? "" : await response.text();
       let body: unknown;
       try {
@@ -239,7 +239,7 @@ export class GraphApi {
     method: HttpMethod,
     url: string,
     opts: CallOptions & { body?: unknown },
-  ): Promise<{ response: Response; release: () => void }> {
+  ): Promise<{ response: Answer; release: () => void }> {
     const target = new URL(url);
     if (target.host.toLowerCase() !== this.host) {
       throw new GraphApiError(
@@ -259,7 +259,7 @@ export class GraphApi {
         release(); // throttled while this one waited for its slot
         continue;
       }
-      let response: Response;
+      let response: Answer;
       try {
         response = await this.call(method, url, opts);
       } catch (err) {
@@ -284,7 +284,7 @@ export class GraphApi {
   }
 
   /** One request with the token; a 401 gets one renewed token, never more. */
-  private async call(method: HttpMethod, url: string, opts: CallOptions & { body?: unknown }): Promise<Response> {
+  private async call(method: HttpMethod, url: string, opts: CallOptions & { body?: unknown }): Promise<Answer> {
     const target = new URL(url);
     if (target.host.toLowerCase() !== this.host) {
       throw new GraphTransportError(`refusing to send the Graph token to ${target.host}`);
@@ -322,7 +322,7 @@ export class GraphApi {
       undefined,
     );
     if (!response.ok) throw await errorOf(response, url.href);
-    const answer = (await response.json()) as { responses?: BatchAnswer[] };
+    const answer = JSON.parse(await response.text()) as { responses?: BatchAnswer[] };
     return Array.isArray(answer?.responses) ? answer.responses : [];
   }
 
@@ -335,14 +335,14 @@ export class GraphApi {
     }
   }
 
-  /** HTTPS through our agent; the answer as a web Response whose body streams. */
+  /** HTTPS through our agent; the answer with its body still to read (or stream). */
   private async send(
     url: URL,
     method: HttpMethod,
     headers: Record<string, string>,
     body: string | Buffer | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<Response> {
+  ): Promise<Answer> {
     if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
     const idleTimeoutMs = this.idleTimeoutMs;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -359,16 +359,7 @@ export class GraphApi {
       });
       req.end(body);
     });
-    const status = res.statusCode ?? 0;
-    const responseHeaders = new Headers();
-    for (const [name, value] of Object.entries(res.headers)) {
-      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
-      else if (value !== undefined) responseHeaders.set(name, value);
-    }
-    const empty = status === 204 || status === 205 || status === 304;
-    if (empty) res.resume();
-    const stream = empty ? null : (Readable.toWeb(res) as unknown as BodyInit);
-    return new Response(stream, { status, statusText: res.statusMessage ?? "", headers: responseHeaders });
+    return Answer.fromMessage(res);
   }
 
   private lane(mailbox: string): Lane {
@@ -488,8 +479,6 @@ class Slots {
   }
 }
 
-type BodyInit = ConstructorParameters<typeof Response>[0];
-
 function caList(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [pem];
 }
@@ -567,7 +556,7 @@ function pathOf(url: string): string {
   return safeDecode(u.pathname.replace(new RegExp(`^/${GRAPH_VERSION.replace(".", "\\.")}`), ""));
 }
 
-async function errorOf(response: Response, url: string, retryAfter?: number): Promise<GraphApiError> {
+async function errorOf(response: Answer, url: string, retryAfter?: number): Promise<GraphApiError> {
   const text = await response.text().catch(() => "");
   let code = "";
   let serverMessage = "";

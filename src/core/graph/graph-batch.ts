@@ -5,13 +5,12 @@
 // too) goes back to its own caller as if it had come alone. A batch Graph refuses as a whole is sent again
 // one request at a time.
 
+import { Answer } from "./answer";
+
 /** Requests of one batch at most (Graph's limit). */
 export const MAX_BATCH = 20;
 /** How long the first request of a batch waits for others (polls are aligned to the second: they come together). */
 const GATHER_MS = 15;
-
-/** The parsed body of a batched answer, by the Response that stands for it (no text to parse again). */
-export const BATCHED_BODY = new WeakMap<Response, unknown>();
 
 export interface BatchRequest {
   id: string;
@@ -29,8 +28,8 @@ export interface BatchAnswer {
 
 interface Waiting {
   url: string;
-  single: () => Promise<Response>;
-  resolve(response: Response): void;
+  single: () => Promise<Answer>;
+  resolve(response: Answer): void;
   reject(err: unknown): void;
 }
 
@@ -44,10 +43,10 @@ class BatchQueue {
 
   submit(
     target: URL,
-    single: () => Promise<Response>,
+    single: () => Promise<Answer>,
     post: (requests: BatchRequest[]) => Promise<BatchAnswer[]>,
-  ): Promise<Response> {
-    return new Promise<Response>((resolve, reject) => {
+  ): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
       this.post = post;
       // The path below the version segment (/v1.0), with the query: what a batch's request names.
       const url = `${target.pathname.replace(/^\/[^/]+/, "")}${target.search}`;
@@ -80,14 +79,9 @@ class BatchQueue {
             it.single().then(it.resolve, it.reject);
             return;
           }
+          // A 2xx JSON body is handed over parsed; others keep their text, for the error path.
           const empty = a.status === 204 || a.status === 205 || a.status === 304;
-          // A 2xx JSON body is handed over parsed (BATCHED_BODY); others keep their text, for the error path.
-          const parsed = a.status >= 200 && a.status < 300 && a.body !== undefined && typeof a.body !== "string";
-          const text =
-            a.body === undefined || parsed ? null : typeof a.body === "string" ? a.body : JSON.stringify(a.body);
-          const response = new Response(empty ? null : text, { status: a.status, headers: a.headers ?? {} });
-          if (parsed) BATCHED_BODY.set(response, a.body);
-          it.resolve(response);
+          it.resolve(Answer.batched(a.status, a.headers, empty ? undefined : a.body));
         });
       },
       () => {
