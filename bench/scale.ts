@@ -2,7 +2,7 @@
 // one Node-RED child, against one Entra ID, Dovecot and Graph stand-in. Measured: RSS, idle CPU, token requests
 // per tenant, IMAP connections, pickup p50/p99 per transport at 20 emails/s spread over the mailboxes (beside
 // one mailbox of each transport alone), duplicates and missing.
-//   node --import tsx bench/scale.ts [--tenants 20] [--imap 5] [--graph 5] [--rate 20] [--seconds 30] [--idle 30] [--settle 15] [--poll 1] [--profile] [--write-results]
+//   node --import tsx bench/scale.ts [--tenants 20] [--imap 5] [--graph 5] [--rate 20] [--seconds 30] [--idle 30] [--idle-windows 3] [--settle 15] [--single 240] [--poll 1] [--profile] [--write-results]
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -23,6 +23,10 @@ const SECONDS = f.num("seconds", 30);
 const IDLE = f.num("idle", 30);
 /** Seconds after deploy before the idle window: the start-up's JIT compiling and garbage collection are not idling. */
 const SETTLE = f.num("settle", 15);
+/** Idle windows of IDLE s one after another: V8's memory reducer collects in bursts, one window may catch one. */
+const IDLE_WINDOWS = f.num("idle-windows", 3);
+/** Emails for the one-mailbox-each run (half per transport, 2/s): enough samples that its p99 is a p99. */
+const SINGLE = f.num("single", 240);
 const POLL = f.num("poll", 1);
 
 type Transport = "imap" | "graph";
@@ -116,6 +120,8 @@ async function load(
   };
 }
 
+const idleText = (windows: number[]) => windows.map((w) => `${w.toFixed(1)} %`).join(", ");
+
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
@@ -132,6 +138,7 @@ async function main(): Promise<void> {
   let single: Load | undefined;
   let scale: Load | undefined;
   let idleCpu = Number.NaN;
+  const idleWindows: number[] = [];
   let rss = Number.NaN;
   let imapConnections = Number.NaN;
   let tokens: { max: number; total: number } = { max: Number.NaN, total: Number.NaN };
@@ -146,8 +153,8 @@ async function main(): Promise<void> {
           ...(IMAP > 0 ? [{ transport: "imap" as const, mailbox: p.imapBox(0, 0) }] : []),
           ...(GRAPH > 0 ? [{ transport: "graph" as const, mailbox: p.graphBox(0, 0) }] : []),
         ],
-        60,
-        1,
+        SINGLE,
+        2,
       );
     } finally {
       await alone.stop();
@@ -156,10 +163,17 @@ async function main(): Promise<void> {
     const red = await deploy(p, "all");
     try {
       await sleep(SETTLE * 1000);
-      const cpu0 = cpuMsOf(red.child.pid);
       const threads0 = cpuMsByThread(red.child.pid);
       const idleFrom = Date.now();
-      await sleep(IDLE * 1000);
+      for (let w = 0; w < IDLE_WINDOWS; w++) {
+        const cpu0 = cpuMsOf(red.child.pid);
+        await sleep(IDLE * 1000);
+        idleWindows.push((cpuMsOf(red.child.pid) - cpu0) / (IDLE * 10));
+      }
+      idleCpu = percentile(
+        [...idleWindows].sort((a, b) => a - b),
+        50,
+      );
       // The window to give bench/profile-summary.ts (--from/--to) with --profile.
       process.stderr.write(`idle window: --from ${idleFrom} --to ${Date.now()}\n`);
       const byThread = [...cpuMsByThread(red.child.pid)]
@@ -178,7 +192,6 @@ async function main(): Promise<void> {
       // Batches refused as a whole fall back to one request each: the bench would measure the wrong thing.
       const refused = p.graph.requests.filter((r) => r.path.endsWith("/$batch") && r.status !== 200).length;
       if (refused > 0) throw new Error(`the Graph stand-in refused ${refused} batches while idle: see its requests`);
-      idleCpu = (cpuMsOf(red.child.pid) - cpu0) / (IDLE * 10);
       rss = rssMb(red.child.pid);
       imapConnections = connectionsTo(Number(p.outlookHost.split(":")[1]));
       const boxes = p.tenants.flatMap((_, t) => [
@@ -203,7 +216,7 @@ async function main(): Promise<void> {
     });
   const rows = [...line("1 mailbox each", single), ...line(`${total} mailboxes`, scale)];
   const summary =
-    `${total} connectors (${TENANTS} tenants × ${IMAP} IMAP + ${GRAPH} Graph): RSS ${rss} MB, idle CPU ${idleCpu.toFixed(1)} % of a core, ` +
+    `${total} connectors (${TENANTS} tenants × ${IMAP} IMAP + ${GRAPH} Graph): RSS ${rss} MB, idle CPU ${idleCpu.toFixed(1)} % of a core (median of ${idleText(idleWindows)}), ` +
     `${imapConnections} IMAP connections, tokens issued ${tokens.total} (at most ${tokens.max} per tenant and resource), ` +
     `${scale?.sent ?? 0} emails at ${RATE}/s: ${scale?.duplicates ?? "-"} duplicates, ${scale?.missing ?? "-"} missing`;
   for (const r of rows) console.log(r);
@@ -214,7 +227,7 @@ async function main(): Promise<void> {
     {
       what: `${total} connectors: idle CPU`,
       goal: "≤ 2 % of one core",
-      ours: `${idleCpu.toFixed(1)} %`,
+      ours: `${idleCpu.toFixed(1)} % (median of ${IDLE_WINDOWS} windows of ${IDLE} s: ${idleText(idleWindows)})`,
       anchor: "-",
       met: idleCpu <= 2,
     },
@@ -250,9 +263,10 @@ async function main(): Promise<void> {
       `\`node --import tsx bench/scale.ts --tenants ${TENANTS} --imap ${IMAP} --graph ${GRAPH} --rate ${RATE} --seconds ${SECONDS} --idle ${IDLE}\`, ${today()}, ${machine()}.`,
       "One multi-tenant app consented in each tenant (test/helpers/provider-stack.ts); one o365-oauth-config per",
       `tenant, one email-connector per mailbox (Graph polling every ${POLL} s) in one Node-RED 4.1 child; emails are not`,
-      "settled (a function node records when each comes out). Idle CPU: the child's CPU over",
-      `${IDLE} s with no email, after every connector is up. Pickup: stored (Dovecot APPEND or the Graph stand-in) →`,
-      `message out, ms; first one IMAP and one Graph mailbox alone (60 emails, 1/s), then all at ${RATE}/s for ${SECONDS} s.`,
+      `settled (a function node records when each comes out). Idle CPU: the child's CPU in ${IDLE_WINDOWS} windows of ${IDLE} s`,
+      `with no email, from ${SETTLE} s after every connector is up (start-up compiling and collecting are not idling); the`,
+      "median is judged. Pickup: stored (Dovecot APPEND or the Graph stand-in) → message out, ms; first one IMAP and one",
+      `Graph mailbox alone (${SINGLE} emails at 2/s, half each), then all at ${RATE}/s for ${SECONDS} s.`,
       "",
       "| run | transport | emails | p50 | p99 |",
       "|---|---|---|---|---|",
