@@ -6,15 +6,12 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ImapFlow } from "imapflow";
 import { alarmEmail, type MailStack, startMailStack } from "../test/helpers/mail-stack";
 import { startNodeRed } from "../test/helpers/node-red-process";
-import { MAILBOX } from "../test/helpers/tenant";
 import { ensureTestCertificates } from "../test/standin/certs";
 import { type Dc09Receiver, startDc09Receiver } from "../test/standin/dc09-receiver";
 import { CERT_DIR, RUN_DIR } from "../test/standin/paths";
 import {
-  ANCHOR_PASSWORD,
   alarmBody,
   appendMany,
   childEnv,
@@ -23,6 +20,7 @@ import {
   flowFor,
   flowStartClock,
   LABEL,
+  ownerSession,
   packOptions,
   readEmitted,
   scrapeHealth,
@@ -95,16 +93,7 @@ async function measureFloor(stack: MailStack): Promise<Floor> {
   await sleep(500);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const client = new ImapFlow({
-    host: "127.0.0.1",
-    port: stack.dovecot.imapsPort,
-    secure: true,
-    auth: { user: MAILBOX, pass: ANCHOR_PASSWORD },
-    tls: { ca: stack.tenant.certs.ca, rejectUnauthorized: true },
-    logger: false,
-    disableAutoIdle: true,
-  } as ConstructorParameters<typeof ImapFlow>[0]);
-  client.on("error", () => undefined);
+  const client = ownerSession(stack, { disableAutoIdle: true });
   let bytes = 0;
   let count = 0;
   let fetchStart = 0;

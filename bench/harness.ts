@@ -462,6 +462,21 @@ export class RssSampler {
 
 // --- mail -----------------------------------------------------------------------------------
 
+/** An IMAPS session (not yet connected) of the mailbox owner with the anchor's password, errors swallowed. */
+export function ownerSession(stack: MailStack, more: Record<string, unknown> = {}): ImapFlow {
+  const client = new ImapFlow({
+    host: "127.0.0.1",
+    port: stack.dovecot.imapsPort,
+    secure: true,
+    auth: { user: MAILBOX, pass: ANCHOR_PASSWORD },
+    tls: { ca: stack.tenant.certs.ca, rejectUnauthorized: true },
+    logger: false,
+    ...more,
+  } as ConstructorParameters<typeof ImapFlow>[0]);
+  client.on("error", () => undefined);
+  return client;
+}
+
 /**
  * A plain IMAP client in this process that IDLEs on the folder with the password login and
  * timestamps each EXISTS: the moment any IMAP client can know of a new email (Dovecot notifies
@@ -475,17 +490,7 @@ export async function watchExists(
   waitFor(count: number, timeoutMs?: number): Promise<number>;
   close(): Promise<void>;
 }> {
-  const client = new ImapFlow({
-    host: "127.0.0.1",
-    port: stack.dovecot.imapsPort,
-    secure: true,
-    auth: { user: MAILBOX, pass: ANCHOR_PASSWORD },
-    tls: { ca: stack.tenant.certs.ca, rejectUnauthorized: true },
-    logger: false,
-    autoIdleDelay: 10,
-    maxIdleTime: 25 * 60_000,
-  } as ConstructorParameters<typeof ImapFlow>[0]);
-  client.on("error", () => undefined);
+  const client = ownerSession(stack, { autoIdleDelay: 10, maxIdleTime: 25 * 60_000 });
   const at = new Map<number, number>();
   const waiters = new Map<number, (t: number) => void>();
   client.on("exists", (e: { count: number; prevCount: number }) => {
