@@ -160,17 +160,14 @@ describe("email-connector sharing its mailbox", () => {
       assert.equal((await mailbox.list(claimFolder)).length, 1, "still claimed while not ACKed");
       receiver.behaviour = "ack";
       await until(() => receiver!.acked.length === 1, 15_000, "the ACK");
-      let back: { read: boolean; subject?: string }[] = [];
-      await until(
-        () => {
-          void mailbox.list(folder).then((l) => {
-            back = l;
-          });
-          return back.length === 1;
-        },
-        15_000,
-        "the email back in the watched folder",
-      );
+      // One listing at a time: listings fired every few ms without waiting shared one admin session, and
+      // one's CLOSE could land under another's FETCH ("No mailbox selected": an unhandled rejection in CI).
+      let back = await mailbox.list(folder);
+      for (const deadline = Date.now() + 15_000; back.length !== 1 && Date.now() < deadline; ) {
+        await sleep(100);
+        back = await mailbox.list(folder);
+      }
+      assert.equal(back.length, 1, "the email back in the watched folder");
       assert.ok(back[0]?.read, "marked read");
       assert.equal((await mailbox.list(claimFolder)).length, 0, "gone from the claim folder");
     });
