@@ -25,6 +25,9 @@ class NodeHeaders implements HeaderLookup {
   }
 }
 
+/** Statuses that carry no body, whatever the answer says. */
+const NO_BODY = new Set([204, 205, 304]);
+
 function lowerCased(headers: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) out[name.toLowerCase()] = String(value);
@@ -52,7 +55,7 @@ export class Answer {
   /** An answer whose body streams from the socket. */
   static fromMessage(res: IncomingMessage): Answer {
     const status = res.statusCode ?? 0;
-    const empty = status === 204 || status === 205 || status === 304;
+    const empty = NO_BODY.has(status);
     if (empty) res.resume();
     return new Answer(
       status,
@@ -65,7 +68,8 @@ export class Answer {
   }
 
   /** One answer of a JSON batch: its body as Graph put it there (parsed JSON, or text). */
-  static batched(status: number, headers: Record<string, string> | undefined, body: unknown): Answer {
+  static batched(status: number, headers: Record<string, string> | undefined, given: unknown): Answer {
+    const body = NO_BODY.has(status) ? undefined : given;
     const parsed = status >= 200 && status < 300 && body !== undefined && typeof body !== "string";
     const text = body === undefined || parsed ? null : typeof body === "string" ? body : JSON.stringify(body);
     return new Answer(status, "", new NodeHeaders(lowerCased(headers)), null, text, parsed ? body : undefined);
@@ -90,18 +94,10 @@ export class Answer {
     return Buffer.concat(chunks).toString("utf8");
   }
 
-  /** The body as a stream (once); an answer without one gives an empty stream. */
+  /** The body as it comes from the socket (see `streams`), once; otherwise an empty stream. */
   stream(): Readable {
-    if (!this.source || this.consumed) return Readable.from(this.bodyText === null ? [] : [Buffer.from(this.bodyText)]);
+    if (!this.source || this.consumed) return Readable.from([]);
     this.consumed = true;
     return this.source;
-  }
-
-  /** Reads and drops the body, so the connection goes back to the pool. */
-  discard(): void {
-    if (this.source && !this.consumed) {
-      this.consumed = true;
-      this.source.resume();
-    }
   }
 }

@@ -80,8 +80,7 @@ class BatchQueue {
             return;
           }
           // A 2xx JSON body is handed over parsed; others keep their text, for the error path.
-          const empty = a.status === 204 || a.status === 205 || a.status === 304;
-          it.resolve(Answer.batched(a.status, a.headers, empty ? undefined : a.body));
+          it.resolve(Answer.batched(a.status, a.headers, a.body));
         });
       },
       () => {
