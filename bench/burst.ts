@@ -15,6 +15,7 @@ import {
   alarmBody,
   appendMany,
   childEnv,
+  cpuMsByThread,
   cpuMsOf,
   flags,
   flowFor,
@@ -45,6 +46,11 @@ const CHAIN_LABEL: Record<Chain, string> = {
 };
 /** After the last expected event, how long nothing more may come (late duplicates, second ACKs). */
 const QUIET_MS = 2000;
+/**
+ * --warm: measure a second burst in the same Node-RED process, after a first one of the same size. A fresh
+ * process spends much of a first burst's CPU compiling (V8's optimising compiler, on background threads).
+ */
+const WARM = f.has("warm");
 
 interface Result {
   who: Who;
@@ -63,6 +69,7 @@ interface Result {
   firstAck?: number;
   /** CPU (user + system) of the Node-RED child from deploy until done. */
   cpuMs: number;
+  threads: ThreadCpu;
   /**
    * CPU per email once emails flow: from the first poll (100 ms) that saw one out until done, per email
    * still to come. Leaves out what the start costs once (token, login, loading modules, the parse worker).
@@ -123,84 +130,144 @@ async function measureFloor(stack: MailStack): Promise<Floor> {
 
 async function measure(who: Who, chain: Chain, stack: MailStack, receiver: Dc09Receiver): Promise<Result> {
   const name = who === "ours" ? `burst-ours-${chain}` : "burst-theirs";
-  const folder = name;
-  const { env, profileFile } = childEnv(name, { profile: f.has("profile") });
+  const { env, profileFile, nodeArgs } = childEnv(name, { profile: f.has("profile") });
   const red = await startNodeRed({
     userDir: join(RUN_DIR, `bench-${name}`),
     ...packOptions(who),
     logFile: join(RUN_DIR, `bench-${name}.log`),
     env,
+    nodeArgs,
   });
   const scraper = scrapeHealth(red);
+  const clock = flowStartClock(red);
   try {
-    const appendMs = await appendMany(
-      stack,
-      folder,
-      (i) => alarmEmail(`${who}-burst-${i}`, alarmBody((i % 998) + 1)),
-      COUNT,
-    );
-    process.stderr.write(`${who} ${chain}: ${COUNT} emails appended in ${appendMs.toFixed(0)} ms\n`);
-    const ackFrom = receiver.acked.length;
-    const clock = flowStartClock(red);
-    const cpuBefore = cpuMsOf(red.child.pid);
-    let cpuUsed = Number.NaN;
-    /** CPU and unique emails out at the first poll that saw one: what follows is the per-email part. */
-    let atFirst: { cpu: number; unique: number } | undefined;
-    clock.arm();
-    await red.deploy(flowFor(who, stack, folder, receiver.tcpPort, { chain }));
-    const started = await clock.startedAt();
-    // Until every email is out (and, ours, ACKed), then until nothing more comes for QUIET_MS.
-    const deadline = started + 60_000;
-    let emitted: [string, number][] = [];
-    let lastChange = Date.now();
-    let seen = -1;
-    for (;;) {
-      await sleep(100);
-      emitted = emitted.concat(await readEmitted(red, emitted.length));
-      const acks = receiver.acked.length - ackFrom;
-      const unique = new Set(emitted.map(([s]) => s)).size;
-      if (unique > 0 && !atFirst) atFirst = { cpu: cpuMsOf(red.child.pid) - cpuBefore, unique };
-      if (emitted.length + acks !== seen) {
-        seen = emitted.length + acks;
-        lastChange = Date.now();
-      }
-      const complete = unique >= COUNT && (who === "theirs" || chain !== "full" || acks >= COUNT);
-      if (complete && Number.isNaN(cpuUsed)) cpuUsed = cpuMsOf(red.child.pid) - cpuBefore;
-      if ((complete && Date.now() - lastChange >= QUIET_MS) || Date.now() > deadline) break;
+    if (WARM) {
+      // The same burst once before, in its own folder: the measured one finds the code loaded and compiled.
+      await burstIn(red, clock, { who, chain, stack, receiver, folder: `${name}-warm`, tag: "warm" });
+      // Past the parse worker's idle end (2 s): a later burst starts it again, as it would after an outage.
+      await sleep(3000);
     }
-    writeFileSync(
-      join(RUN_DIR, `bench-${name}-timeline.json`),
-      JSON.stringify({ started, emitted, acks: receiver.acked.slice(ackFrom).map((e) => e.at) }),
-    );
-    // CPU the Node-RED child used from deploy until done (100 ms polling): what other load on the machine does not change.
-    process.stderr.write(`${who} ${chain}: Node-RED child CPU until done ${cpuUsed} ms (user + system)\n`);
-    const firstOutAt = new Map<string, number>();
-    for (const [s, t] of emitted) if (!firstOutAt.has(s)) firstOutAt.set(s, t);
-    const outTimes = [...firstOutAt.values()].sort((a, b) => a - b);
-    const ackTimes = receiver.acked.slice(ackFrom).map((e) => e.at);
-    const full = who === "ours" && chain === "full";
-    return {
-      who,
-      chain,
-      appendMs,
-      emissions: emitted.length,
-      unique: firstOutAt.size,
-      firstOut: (outTimes[0] ?? Number.NaN) - started,
-      allOut: firstOutAt.size >= COUNT ? (outTimes[COUNT - 1] ?? Number.NaN) - started : Number.NaN,
-      lastOut: Math.max(...emitted.map(([, t]) => t)) - started,
-      cpuMs: cpuUsed,
-      cpuPerEmailAfterFirst:
-        atFirst && COUNT > atFirst.unique ? (cpuUsed - atFirst.cpu) / (COUNT - atFirst.unique) : Number.NaN,
-      acks: full ? ackTimes.length : undefined,
-      firstAck: full ? (ackTimes[0] ?? Number.NaN) - started : undefined,
-      allAcked: full && ackTimes.length >= COUNT ? (ackTimes[COUNT - 1] ?? Number.NaN) - started : undefined,
-    };
+    return await burstIn(red, clock, { who, chain, stack, receiver, folder: name, tag: "burst", timeline: name });
   } finally {
     scraper.stop();
     await red.stop();
     if (profileFile) process.stderr.write(`CPU profile: ${profileFile} (bench/profile-summary.ts reads it)\n`);
   }
 }
+
+/** COUNT emails waiting in `folder`, then the flow deployed on it; until all are out (and ACKed) and quiet. */
+async function burstIn(
+  red: Awaited<ReturnType<typeof startNodeRed>>,
+  clock: ReturnType<typeof flowStartClock>,
+  run: {
+    who: Who;
+    chain: Chain;
+    stack: MailStack;
+    receiver: Dc09Receiver;
+    folder: string;
+    tag: string;
+    timeline?: string;
+  },
+): Promise<Result> {
+  const { who, chain, stack, receiver, folder } = run;
+  const appendMs = await appendMany(
+    stack,
+    folder,
+    (i) => alarmEmail(`${who}-${run.tag}-${i}`, alarmBody((i % 998) + 1)),
+    COUNT,
+  );
+  process.stderr.write(`${who} ${chain} ${run.tag}: ${COUNT} emails appended in ${appendMs.toFixed(0)} ms\n`);
+  const ackFrom = receiver.acked.length;
+  // The recorder keeps what earlier bursts in this process emitted: those are not this burst's.
+  const emittedFrom = (await readEmitted(red)).length;
+  const cpuBefore = cpuMsOf(red.child.pid);
+  const threadsBefore = cpuMsByThread(red.child.pid, { byTid: true });
+  let threads: ThreadCpu = { main: 0, worker: 0, background: 0, ended: 0 };
+  let cpuUsed = Number.NaN;
+  /** CPU and unique emails out at the first poll that saw one: what follows is the per-email part. */
+  let atFirst: { cpu: number; unique: number } | undefined;
+  clock.arm();
+  await red.deploy(flowFor(who, stack, folder, receiver.tcpPort, { chain }));
+  const started = await clock.startedAt();
+  // Until every email is out (and, ours, ACKed), then until nothing more comes for QUIET_MS.
+  const deadline = started + 60_000;
+  let emitted: [string, number][] = [];
+  let lastChange = Date.now();
+  let seen = -1;
+  for (;;) {
+    await sleep(100);
+    emitted = emitted.concat(await readEmitted(red, emittedFrom + emitted.length));
+    const acks = receiver.acked.length - ackFrom;
+    const unique = new Set(emitted.map(([s]) => s)).size;
+    if (unique > 0 && !atFirst) atFirst = { cpu: cpuMsOf(red.child.pid) - cpuBefore, unique };
+    if (emitted.length + acks !== seen) {
+      seen = emitted.length + acks;
+      lastChange = Date.now();
+    }
+    const complete = unique >= COUNT && (who === "theirs" || chain !== "full" || acks >= COUNT);
+    if (complete && Number.isNaN(cpuUsed)) {
+      cpuUsed = cpuMsOf(red.child.pid) - cpuBefore;
+      threads = threadCpu(red.child.pid ?? 0, threadsBefore, cpuMsByThread(red.child.pid, { byTid: true }), cpuUsed);
+    }
+    if ((complete && Date.now() - lastChange >= QUIET_MS) || Date.now() > deadline) break;
+  }
+  if (run.timeline)
+    writeFileSync(
+      join(RUN_DIR, `bench-${run.timeline}-timeline.json`),
+      JSON.stringify({ started, emitted, acks: receiver.acked.slice(ackFrom).map((e) => e.at) }),
+    );
+  // CPU the Node-RED child used from deploy until done (100 ms polling): what other load on the machine does not change.
+  process.stderr.write(`${who} ${chain} ${run.tag}: Node-RED child CPU until done ${cpuUsed} ms (user + system)\n`);
+  process.stderr.write(`${who} ${chain} ${run.tag}: by thread: ${threadText(threads)}\n`);
+  const firstOutAt = new Map<string, number>();
+  for (const [s, t] of emitted) if (!firstOutAt.has(s)) firstOutAt.set(s, t);
+  const outTimes = [...firstOutAt.values()].sort((a, b) => a - b);
+  const ackTimes = receiver.acked.slice(ackFrom).map((e) => e.at);
+  const full = who === "ours" && chain === "full";
+  return {
+    who,
+    chain,
+    appendMs,
+    emissions: emitted.length,
+    unique: firstOutAt.size,
+    firstOut: (outTimes[0] ?? Number.NaN) - started,
+    allOut: firstOutAt.size >= COUNT ? (outTimes[COUNT - 1] ?? Number.NaN) - started : Number.NaN,
+    lastOut: Math.max(...emitted.map(([, t]) => t)) - started,
+    cpuMs: cpuUsed,
+    threads,
+    cpuPerEmailAfterFirst:
+      atFirst && COUNT > atFirst.unique ? (cpuUsed - atFirst.cpu) / (COUNT - atFirst.unique) : Number.NaN,
+    acks: full ? ackTimes.length : undefined,
+    firstAck: full ? (ackTimes[0] ?? Number.NaN) - started : undefined,
+    allAcked: full && ackTimes.length >= COUNT ? (ackTimes[COUNT - 1] ?? Number.NaN) - started : undefined,
+  };
+}
+
+/** Where the child's CPU went, by thread, from deploy until done. */
+interface ThreadCpu {
+  /** The event loop: IMAP, the flow, the outbox, DC-09. */
+  main: number;
+  /** Other threads Node-RED's process name was given to: our parse worker. */
+  worker: number;
+  /** Threads named "node": V8's platform threads (the optimising compiler, concurrent GC) and libuv's pool (fsync). */
+  background: number;
+  /** Threads that ended meanwhile: in the process's total only. */
+  ended: number;
+}
+
+function threadCpu(pid: number, before: Map<string, number>, after: Map<string, number>, total: number): ThreadCpu {
+  const out: ThreadCpu = { main: 0, worker: 0, background: 0, ended: 0 };
+  for (const [key, ms] of after) {
+    const [comm, tid] = key.replace(/ (user|sys)$/, "").split("#");
+    const part = Number(tid) === pid ? "main" : comm === "node" ? "background" : "worker";
+    out[part] += ms - (before.get(key) ?? 0);
+  }
+  out.ended = Math.max(0, total - out.main - out.worker - out.background);
+  return out;
+}
+
+const threadText = (t: ThreadCpu) =>
+  `main ${t.main}, parse worker ${t.worker}, V8/libuv threads ${t.background}${t.ended ? `, ended threads ${t.ended}` : ""}`;
 
 /** CPU ms in all, and per emission (per email once for ours: it emits each once). */
 const cpuText = (ms: number, per: number) => `${ms} (${(ms / per).toFixed(2)} per email)`;
@@ -217,7 +284,12 @@ async function main(): Promise<void> {
     .sides()
     .flatMap((who) => (who === "ours" ? CHAINS.map((c): [Who, Chain] => [who, c]) : [[who, "full"] as [Who, Chain]]));
   const stack = await startMailStack("bench-burst", {
-    extraFolders: ["burst-floor", ...runs.map(([w, c]) => (w === "ours" ? `burst-ours-${c}` : "burst-theirs"))],
+    extraFolders: [
+      "burst-floor",
+      ...runs
+        .map(([w, c]) => (w === "ours" ? `burst-ours-${c}` : "burst-theirs"))
+        .flatMap((folder) => [folder, `${folder}-warm`]),
+    ],
   });
   const receiver = await startDc09Receiver({ behaviour: "ack" });
   const results: Result[] = [];
@@ -237,7 +309,7 @@ async function main(): Promise<void> {
   const rows = results.map((r) => {
     const acked =
       r.acks !== undefined ? `${r.acks} ACKs, first ${r.firstAck}, all ${r.allAcked} (${rate(r.allAcked)}/s)` : "-";
-    return `| ${r.who === "ours" ? `${LABEL.ours} ${CHAIN_LABEL[r.chain]}` : LABEL.theirs} | ${COUNT} | ${r.emissions} | ${r.emissions - r.unique} | ${r.firstOut} | ${r.allOut} | ${r.lastOut} | ${rate(r.allOut)} | ${rate(r.lastOut)} | ${acked} | ${cpuText(r.cpuMs, r.emissions)}; ${flowingText(r.cpuPerEmailAfterFirst)} |`;
+    return `| ${r.who === "ours" ? `${LABEL.ours} ${CHAIN_LABEL[r.chain]}` : LABEL.theirs} | ${COUNT} | ${r.emissions} | ${r.emissions - r.unique} | ${r.firstOut} | ${r.allOut} | ${r.lastOut} | ${rate(r.allOut)} | ${rate(r.lastOut)} | ${acked} | ${cpuText(r.cpuMs, r.emissions)}; ${flowingText(r.cpuPerEmailAfterFirst)}; ${threadText(r.threads)} |`;
   });
   rows.unshift(
     `| the floor: a bare imapflow session, IMAPS login, FETCH 1:* whole sources, no parsing | ${floor.count} | ${floor.count} | 0 | - | ${floor.allMs} | ${floor.allMs} | ${rate(floor.allMs)} | ${rate(floor.allMs)} | - (FETCH alone ${floor.fetchMs} ms) | ${cpuText(floor.cpuMs, floor.count)} (the bench process) |`,
@@ -308,14 +380,26 @@ async function main(): Promise<void> {
       met: ours ? ours.acks === COUNT && perSecond(COUNT, ours.allAcked) >= 1000 : null,
     },
   ];
+  if (WARM) for (const g of goals) g.what += " (warm: a second burst in a running Node-RED)";
   if (!f.has("write-results")) return;
-  recordGoals("burst", goals);
+  const section = WARM ? "burst-warm" : "burst";
+  recordGoals(section, goals);
   writeSection(
-    "burst",
+    section,
     [
-      `## Burst: ${COUNT} emails waiting when the flows start`,
+      WARM
+        ? `## Burst in a running gateway: ${COUNT} emails waiting when the flow is deployed again`
+        : `## Burst: ${COUNT} emails waiting when the flows start`,
       "",
-      `\`node --import tsx bench/burst.ts --count ${COUNT}\`, ${today()}, ${machine()}.`,
+      `\`node --import tsx bench/burst.ts --count ${COUNT}${WARM ? " --warm" : ""}\`, ${today()}, ${machine()}.`,
+      ...(WARM
+        ? [
+            "Each Node-RED child first takes the same burst from another folder, and 3 s after the last one (its flow is then",
+            "deployed again on the measured folder): its code is loaded and compiled, as in a gateway that has run for a",
+            "while and takes a burst when an outage ends. A fresh child spends much of its first burst's CPU compiling (see",
+            "the CPU by thread: V8's threads run its optimising compiler).",
+          ]
+        : []),
       `${COUNT} small alarm emails appended to the folder before deploying; times in ms after Node-RED's "Started flows"`,
       "line reached the bench (its own log time has 1 s resolution); each node in its own Node-RED 4.1 child, on Dovecot 2.3.",
       "Emissions are recorded by a function node right after the mail node; ours then goes data-map → line-driver",
@@ -325,7 +409,7 @@ async function main(): Promise<void> {
       "its CPU is the bench process's. CPU is steadier than wall time on this shared machine. Why the floor is out of",
       "reach and where the rest goes: docs/burst-cpu.md.",
       "",
-      "| node | emails | emissions | duplicates | first out | all out once | last out | /s to all once | /s to last | ACKed (ours), ms | CPU ms of the Node-RED child: deploy until done; per email from the first out |",
+      "| node | emails | emissions | duplicates | first out | all out once | last out | /s to all once | /s to last | ACKed (ours), ms | CPU ms of the Node-RED child: deploy until done; per email from the first out; by thread |",
       "|---|---|---|---|---|---|---|---|---|---|---|",
       ...rows,
       "",

@@ -95,12 +95,13 @@ export function cpuMsOf(pid: number | undefined): number {
 }
 
 /** CPU ms of the threads of a process, user and system apart, by thread name (`comm`): which thread spends it. */
-export function cpuMsByThread(pid: number | undefined): Map<string, number> {
+export function cpuMsByThread(pid: number | undefined, opts: { byTid?: boolean } = {}): Map<string, number> {
   const out = new Map<string, number>();
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const name = opts.byTid ? `${comm}#${tid}` : comm;
       const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
       out.set(`${name} user`, (out.get(`${name} user`) ?? 0) + Number(fields[11]) * 10);
       out.set(`${name} sys`, (out.get(`${name} sys`) ?? 0) + Number(fields[12]) * 10);
@@ -323,7 +324,7 @@ if (process.env.BENCH_CPU_PROFILE) {
 export function childEnv(
   name: string,
   opts: { profile?: boolean } = {},
-): { env: Record<string, string>; memFile: string; profileFile?: string } {
+): { env: Record<string, string>; memFile: string; profileFile?: string; nodeArgs: string[] } {
   const hook = join(RUN_DIR, "bench-child-hook.js");
   writeFileSync(hook, CHILD_HOOK);
   const memFile = join(RUN_DIR, `bench-${name}-memory.json`);
@@ -340,7 +341,9 @@ export function childEnv(
     profileFile = join(RUN_DIR, "bench-prof", `${name}.cpuprofile`);
     env.BENCH_CPU_PROFILE = profileFile;
   }
-  return { env, memFile, profileFile };
+  // BENCH_CHILD_NODE_ARGS: V8 flags NODE_OPTIONS refuses (e.g. --no-opt, --single-threaded-gc), for experiments.
+  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  return { env, memFile, profileFile, nodeArgs };
 }
 
 export interface ChildMemory {

@@ -29,6 +29,7 @@ const BENCHES: Bench[] = [
   { name: "pickup-latency", file: "pickup-latency.ts", args: ["--count", "200"] },
   { name: "end-to-end", file: "end-to-end.ts", args: ["--count", "60", "--write-results"] },
   { name: "burst", file: "burst.ts", args: ["--count", "1000", "--write-results"] },
+  { name: "burst-warm", file: "burst.ts", args: ["--count", "1000", "--warm", "--write-results"] },
   {
     name: "burst-profile",
     file: "burst.ts",
@@ -39,7 +40,7 @@ const BENCHES: Bench[] = [
   { name: "shared-mode", file: "shared-mode.ts", args: ["--count", "100", "--write-results"] },
 ];
 
-const ORDER = ["pickup-latency", "end-to-end", "burst", "memory", "token-economy"];
+const ORDER = ["pickup-latency", "end-to-end", "burst", "burst-warm", "memory", "token-economy"];
 
 function main(): void {
   if (withTestCa()) return;

@@ -17,6 +17,8 @@ export interface NodeRedOptions {
   keepUserDir?: boolean;
   /** Node-RED's -v: lists each node module it loads. */
   verbose?: boolean;
+  /** Options for node itself, before red.js: V8 flags NODE_OPTIONS does not allow (benches' experiments). */
+  nodeArgs?: string[];
   /** Other node modules to make available, by name and the folder they are installed in. */
   linkModules?: { name: string; dir: string }[];
   /** Also write Node-RED's output to this file (for post-mortems of benches). */
@@ -97,7 +99,15 @@ export async function startNodeRed(opts: NodeRedOptions): Promise<NodeRedProcess
   const redJs = opts.runtime?.redJs ?? join(REPO_ROOT, "node_modules", "node-red", "red.js");
   const child = spawn(
     opts.runtime?.node ?? process.execPath,
-    [redJs, "-u", opts.userDir, "-s", join(opts.userDir, "settings.js"), ...(opts.verbose ? ["-v"] : [])],
+    [
+      ...(opts.nodeArgs ?? []),
+      redJs,
+      "-u",
+      opts.userDir,
+      "-s",
+      join(opts.userDir, "settings.js"),
+      ...(opts.verbose ? ["-v"] : []),
+    ],
     {
       env: {
         ...process.env,

@@ -1,8 +1,11 @@
 // parseEmail for whole emails (Buffers) on a worker thread shared by every connector in the process,
 // for bursts: while hundreds of emails wait, they are parsed on a second core while the main thread
 // runs IMAP and the flow. The worker is started by a burst (its first emails are parsed here until it
-// is ready) and ended 2 s after its last email, which gives its memory back between bursts: a
-// thread costs ~30 MB, plus whatever its heap holds until it collects on its own schedule.
+// is ready) and ended 10 minutes after its last email, which gives its memory (~35 MB) back when
+// bursts are rare. Not sooner: a new worker is a new V8 isolate that loads mailparser and compiles
+// it again, which cost more CPU than parsing a burst of 1000 alarm emails on a warm one (300-600 ms
+// against ~90 ms, bench/burst.ts --warm; docs/burst-cpu.md), and bursts come in runs (an outage
+// ends, a second mailbox catches up, a camera fires for minutes).
 // It is an optimisation only: if it cannot start or dies, emails are parsed here.
 import { extname, join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -14,8 +17,8 @@ interface Waiting {
   reject(err: Error): void;
 }
 
-/** A burst is over when the worker got nothing for this long: it ends and gives its memory back. */
-const IDLE_END_MS = 2000;
+/** Bursts are over when the worker got nothing for this long: it ends and gives its memory back. */
+const IDLE_END_MS = 10 * 60_000;
 
 let worker: Worker | undefined;
 let ready = false;
