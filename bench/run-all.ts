@@ -1,5 +1,5 @@
-// `npm run bench`: every bench in sequence with the counts issue #10 names (about 20 minutes on 2 cores), each
-// writing its section of bench/results.md, then a summary of issue #10's goals at the top of it.
+// `npm run bench`: every bench in sequence with the counts the issues name (about 30 minutes on 2 cores), each
+// writing its section of bench/results.md, then a summary of the goals they recorded at the top of it.
 // Needs root (the Dovecot stand-in) and a build (`npm run build`): the benches load nodes/.
 //   node --import tsx bench/run-all.ts [--only name,name] [--skip name,name]
 //   node --import tsx bench/run-all.ts --summary-only   (the summary again, from the goals recorded by the last runs)
@@ -38,9 +38,46 @@ const BENCHES: Bench[] = [
   { name: "memory", file: "memory.ts", args: ["--write-results"] },
   { name: "token-economy", file: "token-economy.ts", args: ["--write-results"] },
   { name: "shared-mode", file: "shared-mode.ts", args: ["--count", "100", "--write-results"] },
+  // #19: hundreds of mailboxes across tenants, and Graph pickup under a second.
+  {
+    name: "scale",
+    file: "scale.ts",
+    args: [
+      "--tenants",
+      "20",
+      "--imap",
+      "5",
+      "--graph",
+      "5",
+      "--rate",
+      "20",
+      "--seconds",
+      "30",
+      "--idle",
+      "30",
+      "--write-results",
+    ],
+  },
+  {
+    name: "graph-pickup",
+    file: "graph-pickup.ts",
+    args: ["--mailboxes", "1,200", "--count", "60", "--rate", "20", "--poll", "1", "--write-results"],
+  },
 ];
 
-const ORDER = ["pickup-latency", "end-to-end", "burst", "burst-warm", "memory", "token-economy"];
+/** The summary's order; benches not named here come last. */
+const ORDER = [
+  "pickup-latency",
+  "end-to-end",
+  "burst",
+  "burst-warm",
+  "memory",
+  "token-economy",
+  "shared-mode",
+  "scale",
+  "graph-pickup",
+];
+const rank = (bench: string) => (ORDER.includes(bench) ? ORDER.indexOf(bench) : ORDER.length);
 
 function main(): void {
   if (withTestCa()) return;
@@ -70,7 +107,7 @@ function main(): void {
   const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
   const goals = recordedGoals()
     .filter((g) => g.rows.length > 0)
-    .sort((a, b) => ORDER.indexOf(a.bench) - ORDER.indexOf(b.bench));
+    .sort((a, b) => rank(a.bench) - rank(b.bench));
   if (goals.length > 0) {
     const rows = goals.flatMap((g) => g.rows);
     const met = rows.filter((r) => r.met === true).length;
@@ -78,7 +115,7 @@ function main(): void {
     writeSection(
       "summary",
       [
-        "## Summary: ours against node-red-node-email and the goals of #10",
+        "## Summary: ours against node-red-node-email and the goals of the issues (#10, #19, ...)",
         "",
         summaryOnly
           ? `Goals as recorded by the last run of each bench (bench/run-all.ts --summary-only), ${today()}, ${machine()}.`

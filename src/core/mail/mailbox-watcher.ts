@@ -495,7 +495,9 @@ export class MailboxWatcher implements Watcher {
     const groups = new Map<string, SettledEmail[]>();
     for (const s of pending) {
       const key = JSON.stringify(s.action);
-      groups.set(key, [...(groups.get(key) ?? []), s]);
+      const group = groups.get(key);
+      if (group) group.push(s);
+      else groups.set(key, [s]);
     }
     for (const [key, group] of groups) {
       const action = JSON.parse(key) as ServerAction;
