@@ -1,7 +1,7 @@
 // parseEmail for whole emails (Buffers) on a worker thread shared by every connector in the process,
 // for bursts: while hundreds of emails wait, they are parsed on a second core while the main thread
 // runs IMAP and the flow. The worker is started by a burst (its first emails are parsed here until it
-// is ready) and ended 10 minutes after its last email, which gives its memory (~35 MB) back when
+// is ready) and ended 10 minutes after its last email, which gives its memory (30-40 MB) back when
 // bursts are rare. Not sooner: a new worker is a new V8 isolate that loads mailparser and compiles
 // it again, which cost more CPU than parsing a burst of 1000 alarm emails on a warm one (300-600 ms
 // against ~90 ms, bench/burst.ts --warm; docs/burst-cpu.md), and bursts come in runs (an outage
