@@ -197,7 +197,7 @@ export class GraphApi {
       if (!response.ok) throw await errorOf(response, url);
       if (response.parsed !== undefined)
         return { status: response.status, headers: response.headers, body: response.parsed as T };
-      const text = response.status === 204 ? "" : await response.text();
+      const text = await response.text(); // "" for a bodiless status (Answer)
       let body: unknown;
       try {
         body = text.trim() === "" ? undefined : JSON.parse(text);
