@@ -94,6 +94,30 @@ export function cpuMsOf(pid: number | undefined): number {
   }
 }
 
+/** CPU ms so far of every process named one of `names` (`comm`, e.g. Dovecot's "imap"), by pid. */
+export function cpuMsByProcess(names: string[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (!names.includes(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")))) continue;
+      const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      out.set(Number(entry), (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU ms spent between two cpuMsByProcess readings (processes that ended meanwhile are not counted). */
+export function cpuMsSince(before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, now] of after) ms += now - (before.get(pid) ?? 0);
+  return ms;
+}
+
 /** CPU ms of the threads of a process, user and system apart, by thread name (`comm`): which thread spends it. */
 export function cpuMsByThread(pid: number | undefined, opts: { byTid?: boolean } = {}): Map<string, number> {
   const out = new Map<string, number>();
