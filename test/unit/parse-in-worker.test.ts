@@ -57,6 +57,29 @@ describe("parseInWorker", () => {
     assert.equal(onWorker.message, onMain.message);
   });
 
+  it("answers every email of a batch on its own: one unreadable email among 70 fails alone", async () => {
+    // 70 emails sent in one turn go to the worker in several messages (at most 32 each), and come
+    // back in one reply per message: each caller must still get its own email, or its own error.
+    const good = readFileSync(join(FIXTURES, "plain-4-line.eml"));
+    const bad = Buffer.from(`Subject: x\r\nX-A: ${"a".repeat(1_100_000)}\r\n\r\nbody`);
+    const sources = Array.from({ length: 70 }, (_, i) =>
+      i === 40 ? bad : Buffer.from(good.toString("latin1").replace("Subject:", `Subject: n${i}`), "latin1"),
+    );
+    const results = await Promise.all(
+      sources.map((s) =>
+        parseInWorker(s, {}).then(
+          (email) => email.subject,
+          (err: unknown) => err,
+        ),
+      ),
+    );
+    assert.equal(parseWorkerRunning(), true, "on the worker, not fallen back to the main thread");
+    for (const [i, result] of results.entries()) {
+      if (i === 40) assert.ok(result instanceof UnreadableEmailError, "the unreadable one");
+      else assert.match(String(result), new RegExp(`^n${i} `), `email ${i} gets its own answer`);
+    }
+  });
+
   it("parses on the main thread when the worker dies mid-parse", async () => {
     const source = readFileSync(join(FIXTURES, "plain-4-line.eml"));
     const parsing = parseInWorker(source, {});

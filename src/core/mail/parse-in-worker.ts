@@ -25,6 +25,14 @@ let ready = false;
 let idleTimer: NodeJS.Timeout | undefined;
 const waiting = new Map<number, Waiting>();
 let nextId = 1;
+/** Requests not yet sent: the emails of one socket read go to the worker in one message. */
+let outgoing: ParseRequest[] = [];
+let outgoingBuffers: ArrayBuffer[] = [];
+/**
+ * At most this many emails per message, so the first of a large read come back while the rest are
+ * parsed. A message costs each side about as much as parsing one small email.
+ */
+const MAX_BATCH = 32;
 
 /** Parses one whole email, on the worker thread once it is ready; the same result and errors as parseEmail. */
 export async function parseInWorker(source: Buffer, options: ParseEmailOptions): Promise<ParsedEmail> {
@@ -35,13 +43,31 @@ export async function parseInWorker(source: Buffer, options: ParseEmailOptions):
   if (waiting.size === 1) thread.ref(); // an answer is awaited: keep the process up for it
   // A copy of just these bytes (a Buffer may view a larger pool, which would all be cloned), moved over.
   const bytes = new Uint8Array(source);
-  thread.postMessage({ id, source: bytes, options } satisfies ParseRequest, [bytes.buffer]);
+  outgoing.push({ id, source: bytes, options });
+  outgoingBuffers.push(bytes.buffer);
+  // The emails of one socket read go in one message, sent once this turn of the event loop is over.
+  if (outgoing.length === 1) setImmediate(flush);
+  else if (outgoing.length >= MAX_BATCH) flush();
   try {
     return await reply;
   } catch (err) {
     if (err instanceof UnreadableEmailError) throw err;
     return parseEmail(source, options); // the worker failed, not the email's MIME
   }
+}
+
+/** Sends the requests gathered so far in one message, their bytes moved, not copied. */
+function flush(): void {
+  if (outgoing.length === 0) return;
+  const batch = outgoing;
+  const buffers = outgoingBuffers;
+  outgoing = [];
+  outgoingBuffers = [];
+  if (!worker) {
+    for (const r of batch) waiting.get(r.id)?.reject(new Error("parse worker stopped"));
+    return;
+  }
+  worker.postMessage(batch, buffers);
 }
 
 /** Starts the worker ahead of a burst (it takes a moment to load mailparser). */
@@ -104,18 +130,22 @@ function started(): Worker | undefined {
   }
   thread.unref(); // never what keeps Node-RED from exiting
   ready = false;
-  thread.on("message", (reply: ParseReply | "ready") => {
-    if (reply === "ready") {
+  thread.on("message", (replies: ParseReply[] | "ready") => {
+    if (replies === "ready") {
       ready = worker === thread;
       return;
     }
-    const w = waiting.get(reply.id);
-    if (!w) return;
-    waiting.delete(reply.id);
+    for (const reply of replies) {
+      const w = waiting.get(reply.id);
+      if (!w) continue;
+      waiting.delete(reply.id);
+      if ("email" in reply) w.resolve(revive(reply.email));
+      else
+        w.reject(
+          reply.error.unreadable ? new UnreadableEmailError(reply.error.message) : new Error(reply.error.message),
+        );
+    }
     if (waiting.size === 0) thread.unref();
-    if ("email" in reply) w.resolve(revive(reply.email));
-    else
-      w.reject(reply.error.unreadable ? new UnreadableEmailError(reply.error.message) : new Error(reply.error.message));
   });
   const fail = (err: Error) => {
     if (worker !== thread) return;
