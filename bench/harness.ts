@@ -188,6 +188,11 @@ export interface FlowOptions {
   mediaPort?: number;
   /** email-connector settings other than the editor's defaults. */
   connector?: Record<string, unknown>;
+  /**
+   * The line-driver's node id ("ld"), which names its outbox directory: a new id starts with an empty
+   * outbox, so a deploy does not load the outbox log that earlier runs in the same user directory left.
+   */
+  lineDriverId?: string;
 }
 
 /**
@@ -197,6 +202,7 @@ export interface FlowOptions {
  */
 export function oursFlow(stack: MailStack, folder: string, receiverPort: number, opts: FlowOptions = {}): object[] {
   const chain = opts.chain ?? "full";
+  const ld = opts.lineDriverId ?? "ld";
   const head = [
     TAB,
     { id: "cfg", type: "o365-oauth-config", ...stack.tenant.fields, credentials: { ...stack.tenant.credentials } },
@@ -214,9 +220,9 @@ export function oursFlow(stack: MailStack, folder: string, receiverPort: number,
   return [
     ...head,
     ...recorderNodes(["dm"]),
-    { id: "dm", type: "data-map", z: "tab", x: 500, y: 100, map: defaultDataMapConfig(), wires: [["ld"], []] },
+    { id: "dm", type: "data-map", z: "tab", x: 500, y: 100, map: defaultDataMapConfig(), wires: [[ld], []] },
     {
-      id: "ld",
+      id: ld,
       z: "tab",
       x: 700,
       y: 100,
@@ -320,9 +326,13 @@ export async function readEmitted(red: NodeRedProcess, since = 0): Promise<[stri
 // instrumented candidate build (BENCH_PACK_DIR), written there at exit.
 const CHILD_HOOK = `
 const fs = require("node:fs");
+let snapshots = 0;
 process.on("SIGWINCH", () => {
   global.gc();
   global.gc();
+  // BENCH_HEAP_SNAPSHOTS=dir: also a heap snapshot per request, to compare what stays (a diagnostic).
+  if (process.env.BENCH_HEAP_SNAPSHOTS)
+    require("node:v8").writeHeapSnapshot(require("node:path").join(process.env.BENCH_HEAP_SNAPSHOTS, \`\${++snapshots}.heapsnapshot\`));
   fs.writeFileSync(process.env.BENCH_MEM_FILE, JSON.stringify({ ...process.memoryUsage(), at: Date.now() }));
 });
 if (process.env.BENCH_TRACE_FILE) {
