@@ -64,7 +64,12 @@ function flush(): void {
   outgoing = [];
   outgoingBuffers = [];
   if (!worker) {
-    for (const r of batch) waiting.get(r.id)?.reject(new Error("parse worker stopped"));
+    // It died since these were asked for (fail() has answered them already, if they were still waiting).
+    for (const r of batch) {
+      const w = waiting.get(r.id);
+      waiting.delete(r.id);
+      w?.reject(new Error("parse worker stopped"));
+    }
     return;
   }
   worker.postMessage(batch, buffers);
