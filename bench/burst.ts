@@ -325,6 +325,9 @@ function threadCpu(pid: number, before: Map<string, number>, after: Map<string, 
   return out;
 }
 
+/** The node a result is of, as the tables name it. */
+const labelOf = (r: Result) => (r.who === "ours" ? `${LABEL.ours} ${CHAIN_LABEL[r.chain]}` : LABEL.theirs);
+
 const threadText = (t: ThreadCpu) =>
   `main ${t.main}, parse worker ${t.worker}, V8/libuv threads ${t.background}${t.ended ? `, ended threads ${t.ended}` : ""}`;
 
@@ -370,7 +373,7 @@ async function main(): Promise<void> {
   const rows = results.map((r) => {
     const acked =
       r.acks !== undefined ? `${r.acks} ACKs, first ${r.firstAck}, all ${r.allAcked} (${rate(r.allAcked)}/s)` : "-";
-    return `| ${r.who === "ours" ? `${LABEL.ours} ${CHAIN_LABEL[r.chain]}` : LABEL.theirs} | ${COUNT} | ${r.emissions} | ${r.emissions - r.unique} | ${r.firstOut} | ${r.allOut} | ${r.lastOut} | ${rate(r.allOut)} | ${rate(r.lastOut)} | ${acked} | ${cpuText(r.cpuMs, r.emissions)}; ${flowingText(r.cpuPerEmailAfterFirst)}; ${threadText(r.threads)}; Dovecot ${r.serverCpuMs} |`;
+    return `| ${labelOf(r)} | ${COUNT} | ${r.emissions} | ${r.emissions - r.unique} | ${r.firstOut} | ${r.allOut} | ${r.lastOut} | ${rate(r.allOut)} | ${rate(r.lastOut)} | ${acked} | ${cpuText(r.cpuMs, r.emissions)}; ${flowingText(r.cpuPerEmailAfterFirst)}; ${threadText(r.threads)}; Dovecot ${r.serverCpuMs} |`;
   });
   rows.unshift(
     `| the floor: a bare imapflow session, IMAPS login, FETCH 1:* whole sources, no parsing | ${floor.count} | ${floor.count} | 0 | - | ${floor.allMs} | ${floor.allMs} | ${rate(floor.allMs)} | ${rate(floor.allMs)} | - (FETCH alone ${floor.fetchMs} ms) | ${cpuText(floor.cpuMs, floor.count)} (the bench process); Dovecot ${floor.serverCpuMs} |`,
@@ -465,7 +468,7 @@ async function main(): Promise<void> {
             "",
             ...results.map(
               (r) =>
-                `- ${r.who === "ours" ? `${LABEL.ours} ${CHAIN_LABEL[r.chain]}` : LABEL.theirs}: ${[...(r.earlierCpuMs ?? []), r.cpuMs].join(", ")} ms (the last one measured here)`,
+                `- ${labelOf(r)}: ${[...(r.earlierCpuMs ?? []), r.cpuMs].join(", ")} ms (the last one measured here)`,
             ),
             "",
           ]

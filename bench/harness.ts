@@ -84,14 +84,25 @@ export function runMain(main: () => Promise<void>): void {
   });
 }
 
+/** Name (`comm`) and user and system CPU ms of a /proc/.../stat file; undefined once it is gone. */
+function readStat(path: string): { comm: string; userMs: number; sysMs: number } | undefined {
+  try {
+    const stat = readFileSync(path, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    return {
+      comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+      userMs: Number(fields[11]) * 10,
+      sysMs: Number(fields[12]) * 10,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 /** User + system CPU time of a process so far, from /proc (10 ms resolution); 0 once it is gone. */
 export function cpuMsOf(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
+  const stat = readStat(`/proc/${pid}/stat`);
+  return stat ? stat.userMs + stat.sysMs : 0;
 }
 
 /** CPU ms so far of every process named one of `names` (`comm`, e.g. Dovecot's "imap"), by pid. */
@@ -99,14 +110,8 @@ export function cpuMsByProcess(names: string[]): Map<number, number> {
   const out = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (!names.includes(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")))) continue;
-      const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-      out.set(Number(entry), (Number(fields[11]) + Number(fields[12])) * 10);
-    } catch {
-      // ended meanwhile
-    }
+    const stat = readStat(`/proc/${entry}/stat`);
+    if (stat && names.includes(stat.comm)) out.set(Number(entry), stat.userMs + stat.sysMs);
   }
   return out;
 }
@@ -121,17 +126,18 @@ export function cpuMsSince(before: Map<number, number>, after: Map<number, numbe
 /** CPU ms of the threads of a process, user and system apart, by thread name (`comm`): which thread spends it. */
 export function cpuMsByThread(pid: number | undefined, opts: { byTid?: boolean } = {}): Map<string, number> {
   const out = new Map<string, number>();
+  let tids: string[] = [];
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const name = opts.byTid ? `${comm}#${tid}` : comm;
-      const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-      out.set(`${name} user`, (out.get(`${name} user`) ?? 0) + Number(fields[11]) * 10);
-      out.set(`${name} sys`, (out.get(`${name} sys`) ?? 0) + Number(fields[12]) * 10);
-    }
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    // the process or a thread ended meanwhile
+    return out; // the process ended
+  }
+  for (const tid of tids) {
+    const stat = readStat(`/proc/${pid}/task/${tid}/stat`);
+    if (!stat) continue; // the thread ended meanwhile
+    const name = opts.byTid ? `${stat.comm}#${tid}` : stat.comm;
+    out.set(`${name} user`, (out.get(`${name} user`) ?? 0) + stat.userMs);
+    out.set(`${name} sys`, (out.get(`${name} sys`) ?? 0) + stat.sysMs);
   }
   return out;
 }

@@ -1,4 +1,4 @@
-// `npm run bench`: every bench in sequence with the counts the issues name (about 30 minutes on 2 cores), each
+// `npm run bench`: every bench in sequence with the counts the issues name (about 35 minutes on 2 cores), each
 // writing its section of bench/results.md, then a summary of the goals they recorded at the top of it.
 // Needs root (the Dovecot stand-in) and a build (`npm run build`): the benches load nodes/.
 //   node --import tsx bench/run-all.ts [--only name,name] [--skip name,name]

@@ -27,7 +27,6 @@ const waiting = new Map<number, Waiting>();
 let nextId = 1;
 /** Requests not yet sent: the emails of one socket read go to the worker in one message. */
 let outgoing: ParseRequest[] = [];
-let outgoingBuffers: ArrayBuffer[] = [];
 /**
  * At most this many emails per message, so the first of a large read come back while the rest are
  * parsed. A message costs each side about as much as parsing one small email.
@@ -44,7 +43,6 @@ export async function parseInWorker(source: Buffer, options: ParseEmailOptions):
   // A copy of just these bytes (a Buffer may view a larger pool, which would all be cloned), moved over.
   const bytes = new Uint8Array(source);
   outgoing.push({ id, source: bytes, options });
-  outgoingBuffers.push(bytes.buffer);
   // The emails of one socket read go in one message, sent once this turn of the event loop is over.
   if (outgoing.length === 1) setImmediate(flush);
   else if (outgoing.length >= MAX_BATCH) flush();
@@ -60,19 +58,14 @@ export async function parseInWorker(source: Buffer, options: ParseEmailOptions):
 function flush(): void {
   if (outgoing.length === 0) return;
   const batch = outgoing;
-  const buffers = outgoingBuffers;
   outgoing = [];
-  outgoingBuffers = [];
-  if (!worker) {
-    // It died since these were asked for (fail() has answered them already, if they were still waiting).
-    for (const r of batch) {
-      const w = waiting.get(r.id);
-      waiting.delete(r.id);
-      w?.reject(new Error("parse worker stopped"));
-    }
-    return;
-  }
-  worker.postMessage(batch, buffers);
+  // Gone since these were asked for: fail() has answered them already (on the main thread).
+  if (!worker) return;
+  // Each source is a copy of its own (new Uint8Array in parseInWorker): its whole ArrayBuffer moves over.
+  worker.postMessage(
+    batch,
+    batch.map((r) => r.source.buffer as ArrayBuffer),
+  );
 }
 
 /** Starts the worker ahead of a burst (it takes a moment to load mailparser). */
